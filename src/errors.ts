@@ -1,0 +1,89 @@
+/**
+ * Warden's error family. Each error has a literal `code` and carries its facts as fields, so
+ * callers branch on data, and the CLI turns any of them into one line and an exit code.
+ */
+export abstract class WardenError extends Error {
+  abstract readonly code: string;
+  /** The CLI exit code this error maps to (DESIGN.md "The CLI contract"). */
+  abstract readonly exitCode: number;
+}
+
+/** A log line that is not a valid record: the file, the 1-based line and what is wrong. */
+export class LogFormatError extends WardenError {
+  readonly code = 'log_format';
+  readonly exitCode = 2;
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly reason: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${file}:${line}: ${reason}`, options);
+    this.name = 'LogFormatError';
+  }
+}
+
+/** Replaying a log through the machines reached something other than what the log records. */
+export class NonDeterminismError extends WardenError {
+  readonly code = 'non_determinism';
+  readonly exitCode = 1;
+  constructor(
+    readonly seq: number,
+    readonly actor: string,
+    readonly field: 'state' | 'hash' | 'effects',
+    readonly expected: unknown,
+    readonly actual: unknown,
+  ) {
+    super(
+      `replay diverged at seq ${seq} (actor ${actor}): ${field} expected ${JSON.stringify(expected)}, actual ${JSON.stringify(actual)}`,
+    );
+    this.name = 'NonDeterminismError';
+  }
+}
+
+/** A caller handed Warden something it cannot use: a bad argument, option or file. */
+export class UsageError extends WardenError {
+  readonly code = 'usage';
+  readonly exitCode = 2;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'UsageError';
+  }
+}
+
+/** A machine did something the runner does not allow (spawn, invoke, a non-JSON context …). */
+export class MachineContractError extends WardenError {
+  readonly code = 'machine_contract';
+  readonly exitCode = 2;
+  constructor(
+    readonly machine: string,
+    readonly reason: string,
+  ) {
+    super(`machine ${machine}: ${reason}`);
+    this.name = 'MachineContractError';
+  }
+}
+
+/** A record would be longer than the reader accepts; nothing was written. */
+export class RecordTooLargeError extends WardenError {
+  readonly code = 'record_too_large';
+  readonly exitCode = 2;
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+    readonly type: string,
+  ) {
+    super(`a ${type} record of ${bytes} bytes is over the ${limit}-byte limit`);
+    this.name = 'RecordTooLargeError';
+  }
+}
+
+/** The log file already has a writer in this process (one writer per file). */
+export class LogBusyError extends WardenError {
+  readonly code = 'log_busy';
+  readonly exitCode = 75;
+  constructor(readonly file: string) {
+    super(`${file} already has a writer in this process`);
+    this.name = 'LogBusyError';
+  }
+}
