@@ -5,8 +5,14 @@ import { isTransitionRecord, type LogRecord } from './record.js';
 /** The data schema of each event type a machine accepts, keyed by event type. */
 export type EventSchemas = Readonly<Record<string, z.ZodType>>;
 
-/** Every machine a log may name, by machine name, with the event types it accepts. */
-export type Catalogue = ReadonlyMap<string, EventSchemas>;
+/** What the log needs to know of a machine: the schema of its input and of each event it accepts. */
+export interface MachineSchemas {
+  readonly input: z.ZodType;
+  readonly events: EventSchemas;
+}
+
+/** Every machine a log may name, by machine name. */
+export type Catalogue = ReadonlyMap<string, MachineSchemas>;
 
 /**
  * Checks records in log order against the catalogue: the type is known for the actor's machine
@@ -28,14 +34,15 @@ export function createRecordChecker(catalogue: Catalogue): (record: LogRecord) =
       if (problem) return problem;
       const machine = (record.data as { machine: string }).machine;
       if (machineOf.has(record.actor)) return `actor "${record.actor}" is started twice`;
-      if (!catalogue.has(machine)) return `unknown machine "${machine}" for actor "${record.actor}"`;
+      const schemas = catalogue.get(machine);
+      if (!schemas) return `unknown machine "${machine}" for actor "${record.actor}"`;
       machineOf.set(record.actor, machine);
-      return undefined;
+      return dataProblem(`the input of ${machine}`, schemas.input, (record.data as { input: unknown }).input);
     }
     const machine = machineOf.get(record.actor);
     if (machine === undefined) return `actor "${record.actor}" receives "${record.type}" before actor.started`;
     const schema =
-      (actorInputSchemas as Record<string, z.ZodType>)[record.type] ?? catalogue.get(machine)?.[record.type];
+      (actorInputSchemas as Record<string, z.ZodType>)[record.type] ?? catalogue.get(machine)?.events[record.type];
     if (!schema) return `unknown event type "${record.type}" for actor "${record.actor}" (machine ${machine})`;
     return dataProblem(record.type, schema, record.data);
   };
@@ -44,7 +51,7 @@ export function createRecordChecker(catalogue: Catalogue): (record: LogRecord) =
 function dataProblem(type: string, schema: z.ZodType, data: unknown): string | undefined {
   const result = schema.safeParse(data);
   if (result.success) return undefined;
-  return `data of ${type}: ${describeIssue(result.error.issues[0])}`;
+  return `${type.includes(' ') ? type : `data of ${type}`}: ${describeIssue(result.error.issues[0])}`;
 }
 
 /** One line for the first issue of a zod error: where, then what. */

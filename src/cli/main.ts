@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { UsageError, WardenError } from '../errors.js';
+import { logCommand, logUsage } from './logCommand.js';
+import { warn } from './output.js';
+import { replayCommand, replayUsage } from './replayCommand.js';
+
+const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
+  log: { run: logCommand, usage: logUsage, summary: 'the event log, one readable line per event; --follow tails it live' },
+  replay: {
+    run: replayCommand,
+    usage: replayUsage,
+    summary: 'fold the log through the machines; --verify checks every step; --at SEQ shows each actor then',
+  },
+};
+
+function help(): string {
+  const lines = ['usage: warden <command> [options]', '', 'commands:'];
+  for (const [name, command] of Object.entries(commands)) lines.push(`  ${name.padEnd(8)} ${command.summary}`, `           ${command.usage}`);
+  lines.push('', 'exit codes: 0 ok, 1 the work (or a verification) failed, 2 bad input, 75 held by another live owner');
+  return lines.join('\n');
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${help()}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) throw new UsageError(`unknown command "${name}" (see warden --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`usage: ${command.usage}\n${command.summary}\n`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof WardenError) {
+      warn(error.message.replace(/\s*\n\s*/g, ' '));
+      process.exitCode = error.exitCode;
+      return;
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    warn(`internal error: ${message.split('\n')[0]}${process.env.WARDEN_DEBUG ? '' : ' (set WARDEN_DEBUG=1 for the stack)'}`);
+    if (process.env.WARDEN_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
+    process.exitCode = 1;
+  },
+);

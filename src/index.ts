@@ -1,0 +1,31 @@
+/**
+ * Warden's public API: the runner that drives machines through the write-ahead event log,
+ * replay with verification, the log reader and writer, and the machines Warden ships.
+ */
+export { Runner, type RunnerOptions, type EffectHandlers, type EffectInput, type InputEvent } from './runner/runner.js';
+export { replayLog, type ReplayOptions, type ReplayResult } from './runner/replay.js';
+export { Replayer, machineEventOf, type ActorState } from './runner/replayer.js';
+export type { PendingTimer } from './runner/timerBook.js';
+export { systemClock, type Clock } from './effects/clock.js';
+export { SimulatedClock } from 'xstate';
+
+export { LogWriter, type FsyncMode, type LogWriterOptions, type TornTail } from './store/logWriter.js';
+export { LogReader, readLog, type ReadOptions } from './store/logReader.js';
+export { followLog } from './store/logFollow.js';
+export { createRecordChecker, type Catalogue, type MachineSchemas, type EventSchemas } from './store/catalogue.js';
+export { recordSchema, type LogRecord, type Effect, type StateValue } from './store/record.js';
+export { fold, actorsProjection, runsProjection, type Projection, type ActorView, type RunView } from './store/projections.js';
+
+export { defineMachine, type MachineDefinition } from './machines/definition.js';
+export { builtInMachines } from './machines/catalogue.js';
+export { demoMachine, demoDefinition } from './machines/demo.machine.js';
+
+export {
+  WardenError,
+  LogFormatError,
+  NonDeterminismError,
+  UsageError,
+  MachineContractError,
+  RecordTooLargeError,
+  LogBusyError,
+} from './errors.js';

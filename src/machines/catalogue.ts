@@ -1,0 +1,5 @@
+import type { MachineDefinition } from './definition.js';
+import { demoDefinition } from './demo.machine.js';
+
+/** Every machine Warden ships: what `warden log` and `warden replay` know without being told. */
+export const builtInMachines: readonly MachineDefinition[] = [demoDefinition];

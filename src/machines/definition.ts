@@ -1,0 +1,23 @@
+import type { AnyStateMachine, InputFrom } from 'xstate';
+import type { z } from 'zod';
+import type { EventSchemas } from '../store/catalogue.js';
+
+/**
+ * A machine as the runner knows it: the statechart, the name the log calls it by, and the
+ * schemas of its input and of every event it accepts. The name is part of the log format.
+ *
+ * @example
+ * const demo = defineMachine({ name: 'demo', machine: demoMachine, input: demoInputSchema, events: demoEvents });
+ */
+export interface MachineDefinition<TMachine extends AnyStateMachine = AnyStateMachine> {
+  readonly name: string;
+  readonly machine: TMachine;
+  readonly input: z.ZodType<InputFrom<TMachine>>;
+  readonly events: EventSchemas;
+}
+
+export function defineMachine<TMachine extends AnyStateMachine>(
+  definition: MachineDefinition<TMachine>,
+): MachineDefinition<TMachine> {
+  return definition;
+}

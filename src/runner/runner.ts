@@ -1,0 +1,306 @@
+import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { createActor, type AnyActorLogic, type AnyActorRef, type AnyMachineSnapshot, type EventObject } from 'xstate';
+import { MachineContractError, UsageError } from '../errors.js';
+import { systemClock, type Clock } from '../effects/clock.js';
+import type { MachineDefinition } from '../machines/definition.js';
+import { createRecordChecker, describeIssue } from '../store/catalogue.js';
+import { LogReader } from '../store/logReader.js';
+import { LogWriter, type FsyncMode } from '../store/logWriter.js';
+import type { Effect, LogRecord, StateValue } from '../store/record.js';
+import { RUNNER_ACTOR, type RunnerFactType } from '../store/runnerEvents.js';
+import { Mailboxes, type Delivery } from './mailboxes.js';
+import { Replayer } from './replayer.js';
+import { TIMER_ARM, TIMER_CANCEL, type TimerArmParams } from './step.js';
+import type { PendingTimer } from './timerBook.js';
+
+/** An event as senders write it: a type and its data fields. */
+export type InputEvent = { type: string } & Record<string, unknown>;
+
+/** What an effect handler is started with. */
+export interface EffectInput<TParams = unknown> {
+  /** The params of the custom action, as logged. */
+  params: TParams;
+  /** The actor whose step asked for this effect. */
+  actor: string;
+  /** Seq of the record that asked for it. */
+  causeSeq: number;
+  /** Report an event to the asking actor; it is validated and logged before the machine sees it. */
+  send: (event: InputEvent) => void;
+  /** Read the runner's clock (put time on events as data). */
+  now: () => number;
+}
+
+/** Effect handlers by custom action type: XState actor logic (fromPromise, fromCallback, …). */
+export type EffectHandlers = Readonly<Record<string, AnyActorLogic>>;
+
+export interface RunnerOptions {
+  /** Path of the event log; created if missing, resumed (verified) if present. */
+  log: string;
+  machines: readonly MachineDefinition[];
+  effects?: EffectHandlers;
+  clock?: Clock;
+  runId?: string;
+  /** Lease generation of this writer. */
+  epoch?: number;
+  fsync?: FsyncMode;
+  batchMs?: number;
+}
+
+/**
+ * Drives machines through the write-ahead log: each input is stepped with the pure
+ * `transition()`, its record appended, and only then its effects run and its timers armed.
+ * Opening a runner on an existing log replays and verifies it, then re-arms pending timers
+ * (an overdue one fires at once).
+ *
+ * @example
+ * const runner = Runner.open({ log: '.warden/events.jsonl', machines: [demoDefinition], effects });
+ * runner.start('demo', 'demo', { maxAttempts: 3, replyTimeoutMs: 1000, retryDelayMs: 500 });
+ * runner.send('demo', { type: 'demo.start' });
+ */
+export class Runner {
+  readonly runId: string;
+  readonly epoch: number;
+  private readonly definitions: ReadonlyMap<string, MachineDefinition>;
+  private readonly effects: EffectHandlers;
+  private readonly clock: Clock;
+  private readonly mailboxes = new Mailboxes();
+  private readonly timerHandles = new Map<string, unknown>();
+  private readonly effectActors = new Set<AnyActorRef>();
+  private readonly listeners = new Set<(record: LogRecord) => void>();
+  private closed = false;
+
+  private constructor(
+    private readonly writer: LogWriter,
+    private readonly replayer: Replayer,
+    options: RunnerOptions,
+    definitions: ReadonlyMap<string, MachineDefinition>,
+  ) {
+    this.definitions = definitions;
+    this.effects = options.effects ?? {};
+    this.clock = options.clock ?? systemClock;
+    this.runId = options.runId ?? randomUUID();
+    this.epoch = options.epoch ?? 0;
+  }
+
+  static open(options: RunnerOptions): Runner {
+    const definitions = new Map(options.machines.map((d) => [d.name, d]));
+    const replayer = new Replayer(definitions, { verify: true });
+    if (existsSync(options.log)) {
+      for (const record of new LogReader(options.log, { check: createRecordChecker(definitions) })) {
+        replayer.apply(record);
+      }
+    }
+    const writer = LogWriter.open(options.log, { fsync: options.fsync, batchMs: options.batchMs });
+    const runner = new Runner(writer, replayer, options, definitions);
+    runner.appendFact('run.started', { pid: process.pid, hostname: hostname(), resumedFromSeq: replayer.lastSeq });
+    if (writer.repairedTail) runner.appendFact('log.tornTail', { ...writer.repairedTail });
+    for (const timer of replayer.timers.pending()) runner.armTimer(timer);
+    return runner;
+  }
+
+  /** Creates an actor of a machine; its `actor.started` record holds the input and initial state. */
+  start(actor: string, machine: string, input: unknown): void {
+    this.assertOpen();
+    const definition = this.definitions.get(machine);
+    if (!definition) throw new UsageError(`no machine named "${machine}"`);
+    if (this.replayer.actors.has(actor) || this.mailboxes.has(actor)) throw new UsageError(`actor "${actor}" exists`);
+    const parsed = definition.input.safeParse(input);
+    if (!parsed.success) throw new UsageError(`input of ${machine}: ${describeIssue(parsed.error.issues[0])}`);
+    this.deliver(actor, { type: 'actor.started', data: { machine, input: parsed.data } });
+  }
+
+  /** Delivers an event to an actor: validated against the machine's schema, logged, then stepped. */
+  send(actor: string, event: InputEvent): void {
+    this.assertOpen();
+    const state = this.replayer.actors.get(actor);
+    if (!state && !this.mailboxes.has(actor)) throw new UsageError(`no actor "${actor}"`);
+    const machine = state?.machine ?? this.mailboxes.machineOf(actor);
+    const definition = this.definitions.get(machine)!;
+    const { type, ...data } = event;
+    const schema = definition.events[type];
+    if (!schema) throw new MachineContractError(machine, `does not accept event "${type}"`);
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) throw new MachineContractError(machine, `${type}: ${describeIssue(parsed.error.issues[0])}`);
+    this.deliver(actor, { type, data: parsed.data });
+  }
+
+  snapshot(actor: string): AnyMachineSnapshot | undefined {
+    return this.replayer.actors.get(actor)?.snapshot;
+  }
+
+  state(actor: string): StateValue | undefined {
+    return this.snapshot(actor)?.value as StateValue | undefined;
+  }
+
+  /** Timers armed and not yet fired or cancelled. */
+  pendingTimers(): PendingTimer[] {
+    return this.replayer.timers.pending();
+  }
+
+  /** Calls `listener` with every record this runner appends, after it is durable per the fsync mode. */
+  subscribe(listener: (record: LogRecord) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves with the first snapshot of `actor` (now or after a later step) that satisfies `predicate`. */
+  waitFor(actor: string, predicate: (snapshot: AnyMachineSnapshot) => boolean): Promise<AnyMachineSnapshot> {
+    const now = this.snapshot(actor);
+    if (now && predicate(now)) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      const stop = this.subscribe((record) => {
+        const snapshot = record.actor === actor ? this.snapshot(actor) : undefined;
+        if (snapshot && predicate(snapshot)) {
+          stop();
+          resolve(snapshot);
+        }
+      });
+    });
+  }
+
+  /** Stops timers and effects and logs `run.stopped`; pending timers stay in the log for the next resume. */
+  close(reason = 'closed'): void {
+    if (this.closed) return;
+    for (const handle of this.timerHandles.values()) this.clock.clearTimeout(handle);
+    this.timerHandles.clear();
+    for (const effect of this.effectActors) effect.stop();
+    this.effectActors.clear();
+    this.appendFact('run.stopped', { reason });
+    this.closed = true;
+    this.writer.close();
+  }
+
+  private deliver(actor: string, delivery: Delivery): void {
+    this.mailboxes.post(actor, delivery);
+    this.drain();
+  }
+
+  private draining = false;
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let next = this.mailboxes.take(); next; next = this.mailboxes.take()) {
+        if (!this.closed) this.process(next.actor, next.delivery);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private process(actor: string, delivery: Delivery): void {
+    if (delivery.type === 'timer.fired') {
+      const { id, armedSeq } = delivery.data as { id: string; armedSeq: number };
+      // Cancelled or re-armed between the clock firing and this turn of the mailbox.
+      if (!this.replayer.timers.isPending(actor, id, armedSeq)) return;
+    }
+    const result = this.replayer.compute({ actor, ...delivery });
+    const now = this.clock.now();
+    const record = this.writer.append({
+      ts: new Date(now).toISOString(),
+      runId: this.runId,
+      epoch: this.epoch,
+      actor,
+      type: delivery.type,
+      data: delivery.data,
+      state: result.state,
+      hash: result.hash,
+      effects: result.effects.map((effect) => stampDueAt(effect, now)),
+    });
+    // The record is written: now the new state is current and its effects may run.
+    for (const timer of this.replayer.commit(record, result)) this.armTimer(timer);
+    this.runEffects(actor, record);
+    this.notify(record);
+  }
+
+  private runEffects(actor: string, record: LogRecord): void {
+    for (const effect of record.effects ?? []) {
+      if (effect.type === TIMER_CANCEL || effect.type === TIMER_ARM) {
+        if (effect.type === TIMER_CANCEL) this.disarm(actor, (effect.params as { id: string }).id);
+        continue;
+      }
+      this.startEffect(actor, record.seq, effect);
+    }
+  }
+
+  private startEffect(actor: string, causeSeq: number, effect: Effect): void {
+    const fail = (message: string) =>
+      this.deliver(actor, { type: 'effect.failed', data: { effect: effect.type, causeSeq, message } });
+    const logic = this.effects[effect.type];
+    if (!logic) return fail(`no handler for effect "${effect.type}"`);
+    const input: EffectInput = {
+      params: effect.params,
+      actor,
+      causeSeq,
+      send: (event) => {
+        if (!this.closed) this.send(actor, event);
+      },
+      now: () => this.clock.now(),
+    };
+    const ref = createActor(logic, { input });
+    this.effectActors.add(ref);
+    ref.subscribe({
+      error: (err) => {
+        this.effectActors.delete(ref);
+        if (!this.closed) fail(err instanceof Error ? err.message : String(err));
+      },
+      complete: () => this.effectActors.delete(ref),
+    });
+    ref.start();
+  }
+
+  private armTimer(timer: PendingTimer): void {
+    this.disarm(timer.actor, timer.id);
+    const delay = Math.max(0, timer.dueAt - this.clock.now());
+    const handle = this.clock.setTimeout(() => {
+      this.timerHandles.delete(timerKey(timer.actor, timer.id));
+      this.deliver(timer.actor, {
+        type: 'timer.fired',
+        data: { id: timer.id, armedSeq: timer.armedSeq, event: timer.event },
+      });
+    }, delay);
+    this.timerHandles.set(timerKey(timer.actor, timer.id), handle);
+  }
+
+  private disarm(actor: string, id: string): void {
+    const key = timerKey(actor, id);
+    const handle = this.timerHandles.get(key);
+    if (handle === undefined) return;
+    this.clock.clearTimeout(handle);
+    this.timerHandles.delete(key);
+  }
+
+  private appendFact(type: RunnerFactType, data: object): void {
+    const record = this.writer.append({
+      ts: new Date(this.clock.now()).toISOString(),
+      runId: this.runId,
+      epoch: this.epoch,
+      actor: RUNNER_ACTOR,
+      type,
+      data,
+    });
+    this.replayer.commit(record, undefined);
+    this.notify(record);
+  }
+
+  private notify(record: LogRecord): void {
+    for (const listener of this.listeners) listener(record);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new UsageError('the runner is closed');
+  }
+}
+
+function stampDueAt(effect: Effect, now: number): Effect {
+  if (effect.type !== TIMER_ARM) return effect;
+  const params = effect.params as TimerArmParams;
+  return { type: effect.type, params: { ...params, dueAt: now + params.delayMs } };
+}
+
+function timerKey(actor: string, id: string): string {
+  return `${actor}\u0000${id}`;
+}
