@@ -13,6 +13,7 @@ export { LogWriter, type FsyncMode, type LogWriterOptions, type TornTail } from 
 export { LogReader, readLog, type ReadOptions } from './store/logReader.js';
 export { followLog } from './store/logFollow.js';
 export { createRecordChecker, type Catalogue, type MachineSchemas, type EventSchemas } from './store/catalogue.js';
+export { renderEventCatalogue } from './store/eventCatalogue.js';
 export { recordSchema, type LogRecord, type Effect, type StateValue } from './store/record.js';
 export { fold, actorsProjection, runsProjection, type Projection, type ActorView, type RunView } from './store/projections.js';
 

@@ -2,18 +2,18 @@ import { z } from 'zod';
 
 /** Input of the demo machine: how many pings to try, how long to wait for a reply and between tries. */
 export const demoInputSchema = z.strictObject({
-  maxAttempts: z.number().int().min(1).max(100),
-  replyTimeoutMs: z.number().int().positive(),
-  retryDelayMs: z.number().int().nonnegative(),
+  maxAttempts: z.number().int().min(1).max(100).describe('pings to send before giving up'),
+  replyTimeoutMs: z.number().int().positive().describe('how long to wait for an answer to each ping'),
+  retryDelayMs: z.number().int().nonnegative().describe('pause between an unanswered ping and the next'),
 });
 export type DemoInput = z.infer<typeof demoInputSchema>;
 
 /** Data of each event the demo machine accepts, by event type. */
 export const demoEvents = {
-  /** Begin pinging. */
-  'demo.start': z.strictObject({}),
-  /** The peer answered the ping of the given attempt. */
-  'demo.pong': z.strictObject({ attempt: z.number().int().positive() }),
+  'demo.start': z.strictObject({}).describe('Begin pinging.'),
+  'demo.pong': z
+    .strictObject({ attempt: z.number().int().positive().describe('the attempt being answered') })
+    .describe('The peer answered a ping; only an answer to the current attempt counts.'),
 } as const;
 
 export type DemoEvent =
