@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
-import { createActor, type AnyActorLogic, type AnyActorRef, type AnyMachineSnapshot, type EventObject } from 'xstate';
+import { createActor, type AnyActorLogic, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import { MachineContractError, UsageError } from '../errors.js';
 import { systemClock, type Clock } from '../effects/clock.js';
 import type { MachineDefinition } from '../machines/definition.js';
@@ -211,18 +211,24 @@ export class Runner {
       effects: result.effects.map((effect) => stampDueAt(effect, now)),
     });
     // The record is written: now the new state is current and its effects may run.
-    for (const timer of this.replayer.commit(record, result)) this.armTimer(timer);
-    this.runEffects(actor, record);
+    const armed = this.replayer.commit(record, result);
+    this.runEffects(actor, record, armed);
     this.notify(record);
   }
 
-  private runEffects(actor: string, record: LogRecord): void {
-    for (const effect of record.effects ?? []) {
-      if (effect.type === TIMER_CANCEL || effect.type === TIMER_ARM) {
-        if (effect.type === TIMER_CANCEL) this.disarm(actor, (effect.params as { id: string }).id);
-        continue;
-      }
-      this.startEffect(actor, record.seq, effect);
+  private runEffects(actor: string, record: LogRecord, armed: readonly PendingTimer[]): void {
+    const effects = record.effects ?? [];
+    // Cancels first, then the arms still pending after the whole record: a re-entered state
+    // (cancel X, arm X) keeps its new timer, and an arm undone in the same step (arm X,
+    // cancel X) never reaches the clock.
+    for (const effect of effects) {
+      if (effect.type === TIMER_CANCEL) this.disarm(actor, (effect.params as { id: string }).id);
+    }
+    for (const timer of armed) {
+      if (this.replayer.timers.isPending(timer.actor, timer.id, timer.armedSeq)) this.armTimer(timer);
+    }
+    for (const effect of effects) {
+      if (effect.type !== TIMER_CANCEL && effect.type !== TIMER_ARM) this.startEffect(actor, record.seq, effect);
     }
   }
 

@@ -35,7 +35,7 @@ export const actorInputSchemas = {
   'actor.started': z
     .strictObject({
       machine: z.string().min(1).describe('name of the machine (part of the log format)'),
-      input: z.unknown().describe("the machine's input, checked by its schema"),
+      input: z.unknown().optional().describe("the machine's input, checked by its schema (absent: undefined)"),
     })
     .describe('An actor was created from a machine with an input; the record holds its initial state and entry effects.'),
   'timer.fired': z

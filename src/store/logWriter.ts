@@ -1,0 +1,250 @@
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
+import { readSync, realpathSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LogBusyError, LogFormatError, RecordTooLargeError, UsageError } from '../errors.js';
+import { parseRecord, tornTailOf } from './logReader.js';
+import { MAX_RECORD_BYTES, type LogRecord, type NewRecord } from './record.js';
+
+/** When appends reach the disk: after every record, at most every `batchMs`, or when the OS decides. */
+export type FsyncMode = 'always' | 'batch' | 'never';
+
+/** How a {@link LogWriter} syncs. */
+export interface LogWriterOptions {
+  /** Default 'batch'. */
+  fsync?: FsyncMode;
+  /** The longest a 'batch' write waits for its fsync, in ms. Default 50. */
+  batchMs?: number;
+}
+
+/** The bytes after the last '\n' of a log: a record whose append was cut short by a crash. */
+export interface TornTail {
+  /** The byte offset where the unfinished line starts. */
+  offset: number;
+  /** Its length in bytes. */
+  bytes: number;
+  /** Its first 64 KiB decoded as UTF-8, so the cut can be logged. */
+  text: string;
+}
+
+const FSYNC_MODES: readonly FsyncMode[] = ['always', 'batch', 'never'];
+const CHUNK_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
+// Real paths of the logs this process has a writer for.
+const openPaths = new Set<string>();
+
+/**
+ * The single appender of an event log. A record is committed once its '\n' is on disk; at open,
+ * any bytes after the last '\n' (a crash mid-append) are cut off and reported as `repairedTail`.
+ *
+ * @example
+ * const writer = LogWriter.open('.warden/events.jsonl', { fsync: 'batch' });
+ * const envelope = { ts: new Date().toISOString(), runId, epoch, actor: 'runner' };
+ * if (writer.repairedTail) writer.append({ ...envelope, type: 'log.tornTail', data: { ...writer.repairedTail } });
+ * writer.append({ ...envelope, type: 'run.started', data: { pid, hostname, resumedFromSeq: writer.lastSeq } });
+ * writer.close();
+ */
+export class LogWriter {
+  /** The path the log was opened with. */
+  readonly path: string;
+  /** The torn last line cut off at open, if there was one, so the caller can log what was lost. */
+  readonly repairedTail: TornTail | undefined;
+  readonly #key: string;
+  readonly #options: Required<LogWriterOptions>;
+  #fd: number | undefined;
+  #lastSeq: number;
+  #size: number;
+  #timer: NodeJS.Timeout | undefined;
+  // A failed batch fsync cannot throw from its timer; it surfaces from the next call instead.
+  #syncError: unknown;
+
+  private constructor(path: string, key: string, fd: number, found: Recovered, options: Required<LogWriterOptions>) {
+    this.path = path;
+    this.repairedTail = found.repairedTail;
+    this.#key = key;
+    this.#options = options;
+    this.#fd = fd;
+    this.#lastSeq = found.lastSeq;
+    this.#size = found.size;
+  }
+
+  /** Opens (creating it and its directory if missing) the log for appending, repairing a torn tail. */
+  static open(path: string, options: LogWriterOptions = {}): LogWriter {
+    const valid = validateOptions(options);
+    const dir = dirname(resolve(path));
+    mkdirSync(dir, { recursive: true });
+    const key = join(realpathSync(dir), basename(path));
+    // Checked before opening: a second writer must not even repair a file the first is appending to.
+    if (openPaths.has(key)) throw new LogBusyError(path);
+    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0);
+    const fd = openSync(path, flags, 0o600);
+    try {
+      const recovered = recover(fd, path, valid.fsync !== 'never');
+      openPaths.add(key);
+      return new LogWriter(path, key, fd, recovered, valid);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  /** The seq of the last committed record; 0 for an empty log. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /**
+   * Appends the record as one line with the next seq and returns it as written (as the reader
+   * will read it). Throws {@link RecordTooLargeError} if the line would be too long, and
+   * {@link UsageError} if it would not read back as a valid record; either way nothing is written.
+   */
+  append(record: NewRecord): LogRecord {
+    const fd = this.#open();
+    const line = serialise(this.#lastSeq + 1, record);
+    const bytes = Buffer.byteLength(line);
+    if (bytes > MAX_RECORD_BYTES) throw new RecordTooLargeError(bytes, MAX_RECORD_BYTES, record.type);
+    // Reading the line back as the reader will means nothing unreadable is ever committed.
+    const written = parseRecord(line);
+    if (typeof written === 'string') throw new UsageError(`cannot append a ${record.type} record: ${written}`);
+    const buffer = Buffer.from(`${line}\n`);
+    try {
+      let done = writeSync(fd, buffer);
+      while (done < buffer.length) done += writeSync(fd, buffer, done);
+    } catch (error) {
+      // A half-written line would sit under every later append: take it back out.
+      ftruncateSync(fd, this.#size);
+      throw error;
+    }
+    this.#size += buffer.length;
+    this.#lastSeq = written.seq;
+    if (this.#options.fsync === 'always') fsyncSync(fd);
+    else if (this.#options.fsync === 'batch' && this.#timer === undefined) {
+      this.#timer = setTimeout(() => this.#batchSync(), this.#options.batchMs).unref();
+    }
+    return written;
+  }
+
+  /** Flushes everything appended so far to disk now, whatever the fsync mode. */
+  sync(): void {
+    const fd = this.#open();
+    this.#cancelBatch();
+    fsyncSync(fd);
+  }
+
+  /** Syncs (unless fsync is 'never') and closes the file. Safe to call twice. */
+  close(): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    this.#fd = undefined;
+    this.#cancelBatch();
+    openPaths.delete(this.#key);
+    try {
+      if (this.#options.fsync !== 'never') fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.#throwSyncError();
+  }
+
+  #open(): number {
+    if (this.#fd === undefined) throw new UsageError(`the log writer for ${this.path} is closed`);
+    this.#throwSyncError();
+    return this.#fd;
+  }
+
+  #batchSync(): void {
+    this.#timer = undefined;
+    if (this.#fd === undefined) return;
+    try {
+      fsyncSync(this.#fd);
+    } catch (error) {
+      this.#syncError ??= error;
+    }
+  }
+
+  #cancelBatch(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #throwSyncError(): void {
+    const error = this.#syncError;
+    this.#syncError = undefined;
+    if (error !== undefined) throw error;
+  }
+}
+
+function validateOptions(options: LogWriterOptions): Required<LogWriterOptions> {
+  const { fsync = 'batch', batchMs = 50 } = options;
+  if (!FSYNC_MODES.includes(fsync)) {
+    throw new UsageError(`fsync must be one of ${FSYNC_MODES.join(', ')}, got ${String(fsync)}`);
+  }
+  if (!Number.isInteger(batchMs) || batchMs < 1) {
+    throw new UsageError(`batchMs must be a positive integer, got ${batchMs}`);
+  }
+  return { fsync, batchMs };
+}
+
+// Fixed key order, so equal records are equal lines.
+function serialise(seq: number, r: NewRecord): string {
+  const { ts, runId, epoch, actor, type, data } = r;
+  const ordered: Record<string, unknown> = { seq, ts, runId, epoch, actor, type, data };
+  if (r.state !== undefined) ordered.state = r.state;
+  if (r.hash !== undefined) ordered.hash = r.hash;
+  if (r.effects !== undefined) ordered.effects = r.effects;
+  return JSON.stringify(ordered);
+}
+
+type Recovered = { size: number; lastSeq: number; repairedTail: TornTail | undefined };
+
+/** Cuts a torn tail off and reads the seq of the last committed line, reading only the file's end. */
+function recover(fd: number, file: string, durable: boolean): Recovered {
+  let size = fstatSync(fd).size;
+  const lastNewline = findNewlineBefore(fd, file, size, 'last line');
+  let repairedTail: TornTail | undefined;
+  if (lastNewline + 1 < size) {
+    const offset = lastNewline + 1;
+    const head = readAt(fd, offset, Math.min(size - offset, CHUNK_BYTES + 4));
+    repairedTail = tornTailOf(offset, size - offset, head);
+    ftruncateSync(fd, offset);
+    // The repair must reach the disk before the appends that follow it.
+    if (durable) fsyncSync(fd);
+    size = offset;
+  }
+  if (lastNewline === -1) return { size, lastSeq: 0, repairedTail };
+  const lineStart = findNewlineBefore(fd, file, lastNewline, 'last record') + 1;
+  const text = readAt(fd, lineStart, lastNewline - lineStart).toString('utf8');
+  let seq: unknown;
+  try {
+    seq = (JSON.parse(text) as { seq?: unknown } | null)?.seq;
+  } catch (error) {
+    throw new LogFormatError(file, 0, `last record is not JSON: ${(error as Error).message}`);
+  }
+  if (!Number.isInteger(seq) || (seq as number) < 1) {
+    throw new LogFormatError(file, 0, 'last record has no positive integer seq');
+  }
+  return { size, lastSeq: seq as number, repairedTail };
+}
+
+/**
+ * The offset of the last '\n' before `end`, or -1 if there is none. Reads backwards in chunks and
+ * gives up past the longest line a writer could have written, so opening a huge log reads ~1 MiB.
+ */
+function findNewlineBefore(fd: number, file: string, end: number, what: string): number {
+  const floor = Math.max(0, end - MAX_RECORD_BYTES - 1);
+  const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
+  for (let stop = end; stop > floor; ) {
+    const start = Math.max(floor, stop - CHUNK_BYTES);
+    const n = readSync(fd, chunk, 0, stop - start, start);
+    const at = chunk.subarray(0, n).lastIndexOf(NEWLINE);
+    if (at !== -1) return start + at;
+    stop = start;
+  }
+  if (floor > 0) throw new LogFormatError(file, 0, `${what} is longer than ${MAX_RECORD_BYTES} bytes`);
+  return -1;
+}
+
+// One read: a regular file returns all that was asked for up to its end.
+function readAt(fd: number, position: number, length: number): Buffer {
+  const buffer = Buffer.allocUnsafe(length);
+  return buffer.subarray(0, readSync(fd, buffer, 0, length, position));
+}
