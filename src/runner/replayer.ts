@@ -3,7 +3,7 @@ import { NonDeterminismError } from '../errors.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import { isTransitionRecord, type Effect, type LogRecord } from '../store/record.js';
 import { stableStringify } from '../store/stableJson.js';
-import { initialStep, step, TIMER_ARM, type StepResult } from './step.js';
+import { Stepper, TIMER_ARM, type StepResult } from './step.js';
 import { TimerBook, type PendingTimer } from './timerBook.js';
 
 /** One actor as a replay leaves it. */
@@ -32,10 +32,10 @@ export class Replayer {
   lastSeq = 0;
   private readonly verify: boolean;
 
-  constructor(
-    private readonly definitions: ReadonlyMap<string, MachineDefinition>,
-    options: ReplayerOptions = {},
-  ) {
+  private readonly steppers = new Map<string, Stepper>();
+
+  constructor(definitions: ReadonlyMap<string, MachineDefinition>, options: ReplayerOptions = {}) {
+    for (const [name, definition] of definitions) this.steppers.set(name, new Stepper(definition));
     this.verify = options.verify ?? false;
   }
 
@@ -54,12 +54,12 @@ export class Replayer {
   compute(delivery: Pick<LogRecord, 'actor' | 'type' | 'data'>): StepResult {
     if (delivery.type === 'actor.started') {
       const { machine, input } = delivery.data as { machine: string; input: unknown };
-      return initialStep(this.definition(machine), input);
+      return this.stepper(machine).initial(input);
     }
     const actor = this.actors.get(delivery.actor);
     // The reader's catalogue check guarantees actor.started came first; this guards direct callers.
     if (!actor) throw new Error(`actor "${delivery.actor}" was never started`);
-    return step(this.definition(actor.machine), actor.snapshot, machineEventOf(delivery));
+    return this.stepper(actor.machine).step(actor.snapshot, machineEventOf(delivery));
   }
 
   /**
@@ -84,10 +84,10 @@ export class Replayer {
     return this.timers.applyEffects(record.actor, record.seq, record.ts, record.effects);
   }
 
-  private definition(machine: string): MachineDefinition {
-    const definition = this.definitions.get(machine);
-    if (!definition) throw new Error(`no machine named "${machine}"`);
-    return definition;
+  private stepper(machine: string): Stepper {
+    const stepper = this.steppers.get(machine);
+    if (!stepper) throw new Error(`no machine named "${machine}"`);
+    return stepper;
   }
 }
 

@@ -1,4 +1,4 @@
-import { initialTransition, transition, type AnyMachineSnapshot, type EventObject } from 'xstate';
+import { createActor, type AnyActorScope, type AnyMachineSnapshot, type EventObject } from 'xstate';
 import { MachineContractError } from '../errors.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import type { Effect, StateValue } from '../store/record.js';
@@ -6,8 +6,8 @@ import { stableHash } from '../store/stableJson.js';
 
 /**
  * One pure step of a machine, shared by the live runner and by replay so the two cannot drift:
- * xstate's `transition()` computes the next snapshot and the actions, and this module turns
- * the actions into the effect list a record carries.
+ * xstate computes the next snapshot and the actions, and this module turns the actions into
+ * the effect list a record carries.
  */
 export interface StepResult {
   snapshot: AnyMachineSnapshot;
@@ -28,14 +28,43 @@ export interface TimerArmParams {
 export const TIMER_ARM = 'timer.arm';
 export const TIMER_CANCEL = 'timer.cancel';
 
-export function initialStep(definition: MachineDefinition, input: unknown): StepResult {
-  const [snapshot, actions] = initialTransition(definition.machine, input);
-  return result(definition, snapshot, actions);
-}
+/**
+ * Steps one machine. Equivalent to xstate's `initialTransition()` / `transition()`, which build a
+ * throwaway actor (and two actor systems) on every call; this builds one inert actor scope per
+ * machine and reuses it, which is what makes replay fast. Reuse is safe because Warden's
+ * machines cannot spawn or invoke (those actions are refused below), so nothing registers in
+ * the scope's system; test/runner/step.test.ts checks the results equal xstate's own functions.
+ */
+export class Stepper {
+  private readonly scope: AnyActorScope;
+  private actions: Array<{ type: string; params?: unknown }> = [];
 
-export function step(definition: MachineDefinition, snapshot: AnyMachineSnapshot, event: EventObject): StepResult {
-  const [next, actions] = transition(definition.machine, snapshot, event);
-  return result(definition, next, actions);
+  constructor(readonly definition: MachineDefinition) {
+    const self = createActor(definition.machine);
+    this.scope = {
+      self,
+      id: '',
+      sessionId: '',
+      system: self.system,
+      logger: () => {},
+      defer: () => {},
+      emit: () => {},
+      stopChild: () => {},
+      actionExecutor: (action) => void this.actions.push(action),
+    };
+  }
+
+  initial(input: unknown): StepResult {
+    this.actions = [];
+    const snapshot = this.definition.machine.getInitialSnapshot(this.scope, input);
+    return result(this.definition, snapshot, this.actions);
+  }
+
+  step(snapshot: AnyMachineSnapshot, event: EventObject): StepResult {
+    this.actions = [];
+    const next = this.definition.machine.transition(snapshot, event, this.scope);
+    return result(this.definition, next, this.actions);
+  }
 }
 
 /** The hash a record carries: stable JSON of the state value and the context. */

@@ -2,8 +2,8 @@ import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, o
 import { readSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LogBusyError, LogFormatError, RecordTooLargeError, UsageError } from '../errors.js';
-import { parseRecord, tornTailOf } from './logReader.js';
-import { MAX_RECORD_BYTES, type LogRecord, type NewRecord } from './record.js';
+import { tornTailOf } from './logReader.js';
+import { appendProblem, MAX_RECORD_BYTES, type LogRecord, type NewRecord } from './record.js';
 
 /** When appends reach the disk: after every record, at most every `batchMs`, or when the OS decides. */
 export type FsyncMode = 'always' | 'batch' | 'never';
@@ -52,6 +52,8 @@ export class LogWriter {
   readonly #options: Required<LogWriterOptions>;
   #fd: number | undefined;
   #lastSeq: number;
+  #committedSeq: number;
+  #staged: string[] = [];
   #size: number;
   #timer: NodeJS.Timeout | undefined;
   // A failed batch fsync cannot throw from its timer; it surfaces from the next call instead.
@@ -64,6 +66,7 @@ export class LogWriter {
     this.#options = options;
     this.#fd = fd;
     this.#lastSeq = found.lastSeq;
+    this.#committedSeq = found.lastSeq;
     this.#size = found.size;
   }
 
@@ -87,40 +90,73 @@ export class LogWriter {
     }
   }
 
-  /** The seq of the last committed record; 0 for an empty log. */
+  /** The seq of the last record appended or staged; 0 for an empty log. */
   get lastSeq(): number {
     return this.#lastSeq;
   }
 
   /**
-   * Appends the record as one line with the next seq and returns it as written (as the reader
-   * will read it). Throws {@link RecordTooLargeError} if the line would be too long, and
-   * {@link UsageError} if it would not read back as a valid record; either way nothing is written.
+   * Appends the record as one line with the next seq and returns it (the reader reads back its
+   * JSON form: a Date in `data` comes back as a string). Throws
+   * {@link RecordTooLargeError} if the line would be too long, and {@link UsageError} if it would
+   * not read back as a valid record; either way nothing is written.
    */
   append(record: NewRecord): LogRecord {
+    const written = this.stage(record);
+    this.commit();
+    return written;
+  }
+
+  /**
+   * Takes the record into the next commit: assigns the next seq, checks that the reader will
+   * accept it, serialises it. Nothing reaches the file before {@link commit}.
+   * Staging many records and committing once is a group commit: one write (and, per the fsync
+   * mode, one fsync) for the lot.
+   */
+  stage(record: NewRecord): LogRecord {
+    this.#open();
+    const { ts, runId, epoch, actor, type, data, state, hash, effects } = record;
+    const written: LogRecord = { seq: this.#lastSeq + 1, ts, runId, epoch, actor, type, data };
+    if (state !== undefined || hash !== undefined || effects !== undefined) Object.assign(written, { state, hash, effects });
+    // Checked before writing, so nothing the reader would refuse is ever committed.
+    const problem = appendProblem(written);
+    if (problem) throw new UsageError(`cannot append a ${String(type)} record: ${problem}`);
+    const line = serialise(written);
+    // A UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when the line could be too long.
+    const bytes = line.length * 3 <= MAX_RECORD_BYTES ? line.length : Buffer.byteLength(line);
+    if (bytes > MAX_RECORD_BYTES) throw new RecordTooLargeError(bytes, MAX_RECORD_BYTES, type);
+    this.#staged.push(line);
+    this.#lastSeq = written.seq;
+    return written;
+  }
+
+  /** Writes every staged record with one write and syncs per the fsync mode. */
+  commit(): void {
     const fd = this.#open();
-    const line = serialise(this.#lastSeq + 1, record);
-    const bytes = Buffer.byteLength(line);
-    if (bytes > MAX_RECORD_BYTES) throw new RecordTooLargeError(bytes, MAX_RECORD_BYTES, record.type);
-    // Reading the line back as the reader will means nothing unreadable is ever committed.
-    const written = parseRecord(line);
-    if (typeof written === 'string') throw new UsageError(`cannot append a ${record.type} record: ${written}`);
-    const buffer = Buffer.from(`${line}\n`);
+    if (this.#staged.length === 0) return;
+    const text = this.#staged.length === 1 ? `${this.#staged[0]}\n` : `${this.#staged.join('\n')}\n`;
+    this.#staged = [];
+    let length: number;
     try {
-      let done = writeSync(fd, buffer);
-      while (done < buffer.length) done += writeSync(fd, buffer, done);
+      // Writing the string skips a Buffer copy; a short write (disk nearly full) finishes from one.
+      const done = writeSync(fd, text);
+      length = Buffer.byteLength(text);
+      if (done < length) {
+        const buffer = Buffer.from(text);
+        for (let at = done; at < length; ) at += writeSync(fd, buffer, at);
+      }
     } catch (error) {
       // A half-written line would sit under every later append: take it back out.
       ftruncateSync(fd, this.#size);
+      this.#lastSeq = this.#committedSeq;
       throw error;
     }
-    this.#size += buffer.length;
-    this.#lastSeq = written.seq;
+    this.#size += length;
+    this.#committedSeq = this.#lastSeq;
     if (this.#options.fsync === 'always') fsyncSync(fd);
     else if (this.#options.fsync === 'batch' && this.#timer === undefined) {
       this.#timer = setTimeout(() => this.#batchSync(), this.#options.batchMs).unref();
     }
-    return written;
   }
 
   /** Flushes everything appended so far to disk now, whatever the fsync mode. */
@@ -130,10 +166,11 @@ export class LogWriter {
     fsyncSync(fd);
   }
 
-  /** Syncs (unless fsync is 'never') and closes the file. Safe to call twice. */
+  /** Commits what is staged, syncs (unless fsync is 'never') and closes the file. Safe to call twice. */
   close(): void {
     const fd = this.#fd;
     if (fd === undefined) return;
+    this.commit();
     this.#fd = undefined;
     this.#cancelBatch();
     openPaths.delete(this.#key);
@@ -184,14 +221,17 @@ function validateOptions(options: LogWriterOptions): Required<LogWriterOptions> 
   return { fsync, batchMs };
 }
 
-// Fixed key order, so equal records are equal lines.
-function serialise(seq: number, r: NewRecord): string {
-  const { ts, runId, epoch, actor, type, data } = r;
-  const ordered: Record<string, unknown> = { seq, ts, runId, epoch, actor, type, data };
-  if (r.state !== undefined) ordered.state = r.state;
-  if (r.hash !== undefined) ordered.hash = r.hash;
-  if (r.effects !== undefined) ordered.effects = r.effects;
-  return JSON.stringify(ordered);
+// Fixed key order, so equal records are equal lines. The envelope's fields are checked
+// primitives, so only the nested values need JSON.stringify.
+function serialise(r: LogRecord): string {
+  const data = JSON.stringify(r.data);
+  // undefined (or a function) has no JSON form: the line would not parse.
+  if (data === undefined) throw new UsageError(`cannot append a ${r.type} record: data must be a JSON value`);
+  let line = `{"seq":${r.seq},"ts":${JSON.stringify(r.ts)},"runId":${JSON.stringify(r.runId)},"epoch":${r.epoch},"actor":${JSON.stringify(r.actor)},"type":${JSON.stringify(r.type)},"data":${data}`;
+  if (r.state !== undefined) line += `,"state":${JSON.stringify(r.state)}`;
+  if (r.hash !== undefined) line += `,"hash":"${r.hash}"`;
+  if (r.effects !== undefined) line += `,"effects":${JSON.stringify(r.effects)}`;
+  return `${line}}`;
 }
 
 type Recovered = { size: number; lastSeq: number; repairedTail: TornTail | undefined };

@@ -1,23 +1,16 @@
 import { createHash } from 'node:crypto';
+import { configure } from 'safe-stable-stringify';
+
+// safe-stable-stringify: JSON.stringify's output with keys sorted at every depth, and fast;
+// a circular value is a bug in a machine's context, so it throws rather than printing "[Circular]".
+const stringify = configure({ deterministic: true, circularValue: Error });
 
 /**
  * JSON with object keys sorted at every depth, so equal values always give equal text.
  * `undefined` and functions are dropped as JSON.stringify drops them.
  */
 export function stableStringify(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value === null || typeof value !== 'object') return value;
-  const maybeJson = value as { toJSON?: () => unknown };
-  if (typeof maybeJson.toJSON === 'function') return sortKeys(maybeJson.toJSON());
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(value).sort()) {
-    out[key] = sortKeys((value as Record<string, unknown>)[key]);
-  }
-  return out;
+  return stringify(value) ?? 'null';
 }
 
 /** A short content hash (sha256, 16 hex digits) of the stable JSON of `value`. */
