@@ -5,6 +5,8 @@ import type { EventSchemas } from '../store/catalogue.js';
 /**
  * A machine as the runner knows it: the statechart, the name the log calls it by, and the
  * schemas of its input and of every event it accepts. The name is part of the log format.
+ * Inputs, event data, context and action params must be JSON values: the log holds them as
+ * JSON, and replay feeds the machine what the log holds.
  *
  * @example
  * const demo = defineMachine({ name: 'demo', machine: demoMachine, input: demoInputSchema, events: demoEvents });

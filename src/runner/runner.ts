@@ -106,6 +106,7 @@ export class Runner {
     this.assertOpen();
     const definition = this.definitions.get(machine);
     if (!definition) throw new UsageError(`no machine named "${machine}"`);
+    if (actor === '' || actor === RUNNER_ACTOR) throw new UsageError(`"${actor}" cannot name an actor`);
     if (this.replayer.actors.has(actor) || this.mailboxes.has(actor)) throw new UsageError(`actor "${actor}" exists`);
     const parsed = definition.input.safeParse(input);
     if (!parsed.success) throw new UsageError(`input of ${machine}: ${describeIssue(parsed.error.issues[0])}`);

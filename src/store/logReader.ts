@@ -19,10 +19,7 @@ const NEWLINE = 0x0a;
 const TORN_TEXT_BYTES = 64 * 1024;
 const MAX_REASON_CHARS = 200;
 
-/**
- * Parses one line into a record (JSON, envelope, transition fields), or says why it is not one.
- * The writer checks its lines with it too, so it never writes a line the reader would reject.
- */
+/** Parses one line into a record (JSON, envelope, transition fields), or says why it is not one. */
 export function parseRecord(text: string): LogRecord | string {
   if (text.length === 0) return 'empty line';
   let value: unknown;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 
 // safe-stable-stringify: JSON.stringify's output with keys sorted at every depth, and fast;
@@ -13,7 +13,13 @@ export function stableStringify(value: unknown): string {
   return stringify(value) ?? 'null';
 }
 
+// crypto.hash (Node >= 20.12) hashes in one call, a third of createHash's cost; same digest.
+const sha256Hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => crypto.createHash('sha256').update(text).digest('hex');
+
 /** A short content hash (sha256, 16 hex digits) of the stable JSON of `value`. */
 export function stableHash(value: unknown): string {
-  return createHash('sha256').update(stableStringify(value)).digest('hex').slice(0, 16);
+  return sha256Hex(stableStringify(value)).slice(0, 16);
 }

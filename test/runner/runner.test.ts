@@ -115,6 +115,9 @@ describe('the runner', () => {
     expect(() => runner.send('demo', { type: 'demo.pong', attempt: -1 })).toThrow(/demo\.pong: attempt: /);
     expect(() => runner.send('nobody', { type: 'demo.start' })).toThrow('no actor "nobody"');
     expect(() => runner.start('other', 'demo', { maxAttempts: 0 })).toThrow(/input of demo: maxAttempts/);
+    expect(() => runner.start('runner', 'demo', DEMO_INPUT)).toThrow('"runner" cannot name an actor');
+    expect(() => runner.start('demo', 'demo', DEMO_INPUT)).toThrow('actor "demo" exists');
+    expect(() => runner.start('x', 'nope', DEMO_INPUT)).toThrow('no machine named "nope"');
     runner.close();
     expect(readLog(log).records.map((r) => r.type)).toEqual(['run.started', 'actor.started', 'run.stopped']);
   });
