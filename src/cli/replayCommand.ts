@@ -16,12 +16,12 @@ export async function replayCommand(argv: string[]): Promise<number> {
       args: argv,
       allowPositionals: true,
       options: {
-      dir: { type: 'string' },
-      verify: { type: 'boolean' },
-      at: { type: 'string' },
-      json: { type: 'boolean' },
-      machines: { type: 'string' },
-    },
+        dir: { type: 'string' },
+        verify: { type: 'boolean' },
+        at: { type: 'string' },
+        json: { type: 'boolean' },
+        machines: { type: 'string' },
+      },
     }),
   );
   const path = logPathOf('replay', values.dir, positionals);

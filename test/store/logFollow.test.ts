@@ -6,9 +6,10 @@ import { LogFormatError } from '../../src/errors.js';
 import { followLog } from '../../src/store/logFollow.js';
 import { LogWriter } from '../../src/store/logWriter.js';
 import type { LogRecord } from '../../src/store/record.js';
-import { newRecord, rawLine, tempDirs } from '../fixtures/store/records.js';
+import { newRecord, rawLine } from '../fixtures/store/records.js';
+import { useTempDirs } from '../helpers/tempDir.js';
 
-const tempDir = tempDirs();
+const tempDir = useTempDirs();
 
 /**
  * Appends raw bytes and resolves once the change has been announced and every watcher of the file

@@ -6,9 +6,10 @@ import { createRecordChecker } from '../../src/store/catalogue.js';
 import { LogReader, readLog, type ReadOptions } from '../../src/store/logReader.js';
 import { LogWriter } from '../../src/store/logWriter.js';
 import { MAX_RECORD_BYTES } from '../../src/store/record.js';
-import { newRecord, rawLine, tempDirs } from '../fixtures/store/records.js';
+import { newRecord, rawLine } from '../fixtures/store/records.js';
+import { useTempDirs } from '../helpers/tempDir.js';
 
-const tempDir = tempDirs();
+const tempDir = useTempDirs();
 
 function catchFormatError(path: string, options?: ReadOptions): LogFormatError {
   try {

@@ -8,9 +8,10 @@ import { LogBusyError, LogFormatError, RecordTooLargeError, UsageError } from '.
 import { readLog } from '../../src/store/logReader.js';
 import { LogWriter, type FsyncMode, type LogWriterOptions } from '../../src/store/logWriter.js';
 import { MAX_RECORD_BYTES } from '../../src/store/record.js';
-import { newRecord, rawLine, tempDirs } from '../fixtures/store/records.js';
+import { newRecord, rawLine } from '../fixtures/store/records.js';
+import { useTempDirs } from '../helpers/tempDir.js';
 
-const tempDir = tempDirs();
+const tempDir = useTempDirs();
 
 function withWriter<T>(path: string, options: LogWriterOptions, use: (writer: LogWriter) => T): T {
   const writer = LogWriter.open(path, options);
