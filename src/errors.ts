@@ -87,3 +87,59 @@ export class LogBusyError extends WardenError {
     this.name = 'LogBusyError';
   }
 }
+
+/** The lease or lock path is something Warden will not touch (a symlink, say): nothing was written. */
+export class LockPathError extends WardenError {
+  readonly code = 'lock_path';
+  readonly exitCode = 2;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'LockPathError';
+  }
+}
+
+/** A file the lease keeps (the epoch high-water mark) holds something it did not write. */
+export class LeaseFormatError extends WardenError {
+  readonly code = 'lease_format';
+  readonly exitCode = 2;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'LeaseFormatError';
+  }
+}
+
+/** The lease is held by another live owner. */
+export class LeaseHeldError extends WardenError {
+  readonly code = 'lease_held';
+  readonly exitCode = 75;
+  constructor(
+    readonly holder: { ownerId?: string; pid?: unknown; hostname?: string; epoch?: number } | undefined,
+    readonly dir: string,
+  ) {
+    super(
+      holder
+        ? `the lease of ${dir} is held by ${holder.ownerId ?? '?'} (pid ${String(holder.pid)} on ${holder.hostname ?? '?'}, epoch ${holder.epoch ?? '?'})`
+        : `the lease of ${dir} is held (the lock file is being written or is unreadable and young)`,
+    );
+    this.name = 'LeaseHeldError';
+  }
+}
+
+/** The lease was taken over by another owner while this process believed it held it. */
+export class LeaseLostError extends WardenError {
+  readonly code = 'lease_lost';
+  readonly exitCode = 1;
+  constructor(
+    readonly epoch: number,
+    readonly reason: string,
+  ) {
+    super(`lease lost (epoch ${epoch}): ${reason}`);
+    this.name = 'LeaseLostError';
+  }
+}
