@@ -80,11 +80,11 @@ describe('acquiring and releasing', () => {
 });
 
 describe('recovering a stale lock', () => {
-  it.each([
+  it.each<[string, Record<string, unknown>, string]>([
     ['a dead pid', { pid: 999_999 }, 'dead'],
     ['a live pid whose start time differs (reused)', { pid: process.pid, pidStartTime: '1' }, 'pid-reused'],
     ['a boot id from before a reboot', { pid: process.pid, bootId: 'not-this-boot' }, 'rebooted'],
-    ...[0, -1, 1.5, '12', 2 ** 31].map((pid) => [`malformed pid ${JSON.stringify(pid)}`, { pid }, 'malformed-pid'] as const),
+    ...[0, -1, 1.5, '12', 2 ** 31].map((pid): [string, Record<string, unknown>, string] => [`malformed pid ${JSON.stringify(pid)}`, { pid }, 'malformed-pid']),
   ])('takes over from %s at the next epoch', (_what, fields, reason) => {
     const { dir, ops, lockPath, readLock } = setup();
     mkdirSync(dir, { recursive: true });
