@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { UsageError, WardenError } from '../errors.js';
+import { leaseCommand, leaseUsage } from './leaseCommand.js';
 import { logCommand, logUsage } from './logCommand.js';
 import { warn } from './output.js';
 import { replayCommand, replayUsage } from './replayCommand.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
+  lease: {
+    run: leaseCommand,
+    usage: leaseUsage,
+    summary: 'run CMD while holding the project lease (like flock); or show who holds it',
+  },
   log: { run: logCommand, usage: logUsage, summary: 'the event log, one readable line per event; --follow tails it live' },
   replay: {
     run: replayCommand,
@@ -38,7 +44,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const command = commands[name];
   if (!command) throw new UsageError(`unknown command "${name}" (see warden --help)`);
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const options = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (options.includes('--help') || options.includes('-h')) {
     process.stdout.write(`usage: ${command.usage}\n${command.summary}\n`);
     return 0;
   }

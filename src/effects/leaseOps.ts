@@ -99,6 +99,17 @@ export class LeaseOps {
     return 'not ours';
   }
 
+  /** Whether the lock file holds this acquisition now (the fencing check before every log write). */
+  holds(lockId: string): boolean {
+    const state = this.file.read();
+    return state.kind === 'lock' && state.lock.lockId === lockId;
+  }
+
+  /** Who or what is at the lock path now, in words. */
+  describeHolder(): string {
+    return describeOther(this.file.read());
+  }
+
   status(now = Date.now()): LeaseStatus {
     const state = this.file.read();
     if (state.kind === 'absent') return { held: false, live: false, owner: null, basis: 'no lock file' };

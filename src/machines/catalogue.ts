@@ -1,5 +1,6 @@
 import type { MachineDefinition } from './definition.js';
 import { demoDefinition } from './demo.machine.js';
+import { leaseDefinition } from './lease.machine.js';
 
 /** Every machine Warden ships: what `warden log` and `warden replay` know without being told. */
-export const builtInMachines: readonly MachineDefinition[] = [demoDefinition];
+export const builtInMachines: readonly MachineDefinition[] = [leaseDefinition, demoDefinition];

@@ -46,6 +46,16 @@ export interface RunnerOptions {
   epoch?: number;
   fsync?: FsyncMode;
   batchMs?: number;
+  /**
+   * Fold (and verify) the existing log first, re-arming its pending timers. Default true. A
+   * runner that only starts actors of its own, under new ids, may skip it and just append.
+   */
+  resume?: boolean;
+  /**
+   * Called before every write to the log; throwing stops the runner before anything is written
+   * (a lease holder checks here that it still holds the lease: fencing).
+   */
+  fence?: () => void;
 }
 
 /**
@@ -71,6 +81,10 @@ export class Runner {
   private readonly listeners = new Set<(record: LogRecord) => void>();
   private closed = false;
   private logClosed = false;
+  private readonly fence: () => void;
+  private haltedWith: ((reason: unknown) => void) | undefined;
+  /** Settles with the reason if the runner stops on its own: a fence refused, the log failed, or abort(). */
+  readonly halted: Promise<unknown>;
 
   private constructor(
     private readonly writer: LogWriter,
@@ -83,12 +97,16 @@ export class Runner {
     this.clock = options.clock ?? systemClock;
     this.runId = options.runId ?? randomUUID();
     this.epoch = options.epoch ?? 0;
+    this.fence = options.fence ?? (() => {});
+    this.halted = new Promise((resolve) => {
+      this.haltedWith = resolve;
+    });
   }
 
   static open(options: RunnerOptions): Runner {
     const definitions = new Map(options.machines.map((d) => [d.name, d]));
     const replayer = new Replayer(definitions, { verify: true });
-    if (existsSync(options.log)) {
+    if ((options.resume ?? true) && existsSync(options.log)) {
       for (const record of new LogReader(options.log, { check: createRecordChecker(definitions) })) {
         replayer.apply(record);
       }
@@ -166,6 +184,12 @@ export class Runner {
   close(reason = 'closed'): void {
     if (this.closed) return;
     this.halt();
+    try {
+      this.fence();
+    } catch (error) {
+      this.abort(error);
+      return;
+    }
     this.appendFact('run.stopped', { reason });
     this.writer.close();
     this.logClosed = true;
@@ -215,12 +239,40 @@ export class Runner {
     // close() from an effect in mid-drain has already committed everything and closed the log.
     if (this.logClosed) return;
     try {
+      this.fence();
       this.writer.commit();
     } catch (error) {
-      // The log could not be written: the states stepped since the last commit exist only in
-      // memory, so nothing may act on them. Stop everything; a new runner resumes from the log.
-      this.halt();
+      // The log could not (or must not) be written: the states stepped since the last commit
+      // exist only in memory, so nothing may act on them. Stop everything; a new runner
+      // resumes from the log.
+      this.abort(error);
       throw error;
+    }
+  }
+
+  /**
+   * Stops the runner where it stands, writing nothing more (not even run.stopped): timers are
+   * cleared, effects stopped, the log file closed, and `halted` settles with `reason`.
+   */
+  abort(reason: unknown): void {
+    if (!this.logClosed) {
+      this.logClosed = true;
+      try {
+        this.writer.discard();
+      } catch {
+        // Already failing: the reason given is the one that matters.
+      }
+    }
+    this.halt();
+    this.haltedWith?.(reason);
+  }
+
+  /** Runs a delivery that comes from a timer or an effect: a failure halts the runner instead of escaping. */
+  private guarded(deliver: () => void): void {
+    try {
+      deliver();
+    } catch (error) {
+      if (!this.closed) this.abort(error);
     }
   }
 
@@ -273,7 +325,7 @@ export class Runner {
 
   private startEffect(actor: string, causeSeq: number, effect: Effect): void {
     const fail = (message: string) =>
-      this.deliver(actor, { type: 'effect.failed', data: { effect: effect.type, causeSeq, message } });
+      this.guarded(() => this.deliver(actor, { type: 'effect.failed', data: { effect: effect.type, causeSeq, message } }));
     const logic = this.effects[effect.type];
     if (!logic) return fail(`no handler for effect "${effect.type}"`);
     const input: EffectInput = {
@@ -281,7 +333,7 @@ export class Runner {
       actor,
       causeSeq,
       send: (event) => {
-        if (!this.closed) this.send(actor, event);
+        if (!this.closed) this.guarded(() => this.send(actor, event));
       },
       now: () => this.clock.now(),
     };
@@ -302,10 +354,12 @@ export class Runner {
     const delay = Math.max(0, timer.dueAt - this.clock.now());
     const handle = this.clock.setTimeout(() => {
       this.timerHandles.delete(timerKey(timer.actor, timer.id));
-      this.deliver(timer.actor, {
-        type: 'timer.fired',
-        data: { id: timer.id, armedSeq: timer.armedSeq, event: timer.event },
-      });
+      this.guarded(() =>
+        this.deliver(timer.actor, {
+          type: 'timer.fired',
+          data: { id: timer.id, armedSeq: timer.armedSeq, event: timer.event },
+        }),
+      );
     }, delay);
     this.timerHandles.set(timerKey(timer.actor, timer.id), handle);
   }
@@ -319,6 +373,7 @@ export class Runner {
   }
 
   private appendFact(type: RunnerFactType, data: object): void {
+    this.fence();
     const record = this.writer.append({
       ts: new Date(this.clock.now()).toISOString(),
       runId: this.runId,

@@ -166,6 +166,13 @@ export class LogWriter {
     fsyncSync(fd);
   }
 
+  /** Drops what is staged (nothing of it is written) and closes the file. For a writer that must stop writing. */
+  discard(): void {
+    this.#staged = [];
+    this.#lastSeq = this.#committedSeq;
+    this.close();
+  }
+
   /** Commits what is staged, syncs (unless fsync is 'never') and closes the file. Safe to call twice. */
   close(): void {
     const fd = this.#fd;

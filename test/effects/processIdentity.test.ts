@@ -126,7 +126,7 @@ describe('probePid', () => {
       writeFileSync(join(dir, target!), outputText.replace("'../errors.js'", "'./errors.js'"));
     }
     const program = `const { probePid } = await import(process.argv[1]); const pid = Number(process.argv[2]);
-      try { process.kill(pid, 0); } catch (e) { console.log(e.code, probePid(pid)); }`;
+      try { process.kill(pid, 0); console.log('signal allowed'); } catch (e) { console.log(e.code, probePid(pid)); }`;
     const url = pathToFileURL(join(dir, 'processIdentity.js')).href;
     const child = spawn(process.execPath, ['--input-type=module', '-e', program, url, String(process.pid)], {
       uid: 65534,

@@ -1,0 +1,121 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import treeKill from 'tree-kill';
+import { UsageError } from '../errors.js';
+import { LeaseOps } from '../effects/leaseOps.js';
+import { acquireLease } from '../runner/leaseSession.js';
+import { parsing, positiveInteger } from './args.js';
+import { Output, warn } from './output.js';
+
+export const leaseUsage =
+  'warden lease run [--dir D] [--id ID] [--wait] [--probe-ms N] [--ttl-ms N] [--grace-ms N] -- CMD… | warden lease status [--dir D] [--json]';
+
+/** `warden lease run|status`. */
+export async function leaseCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'run') return leaseRun(rest);
+  if (sub === 'status') return leaseStatus(rest);
+  throw new UsageError(`lease: expected "run" or "status", got ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
+
+/** Like flock(1): CMD runs while this process holds the lease; the exit code is CMD's. */
+async function leaseRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('lease run', () =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        dir: { type: 'string' },
+        id: { type: 'string' },
+        wait: { type: 'boolean' },
+        'probe-ms': { type: 'string' },
+        'ttl-ms': { type: 'string' },
+        'grace-ms': { type: 'string' },
+      },
+    }),
+  );
+  const [command, ...args] = positionals;
+  if (command === undefined) throw new UsageError('lease run: no command given (warden lease run [options] -- CMD…)');
+  const ttl = positiveInteger('ttl-ms', values['ttl-ms']);
+  const lease = await acquireLease({
+    dir: values.dir ?? '.',
+    ownerId: values.id,
+    wait: values.wait ?? false,
+    probeIntervalMs: positiveInteger('probe-ms', values['probe-ms']),
+    timings: {
+      ...(ttl === undefined ? {} : { leaseTtlMs: ttl }),
+      ...(values['grace-ms'] === undefined ? {} : { graceMs: positiveInteger('grace-ms', values['grace-ms']) }),
+    },
+    // This command releases itself, after CMD has exited.
+    releaseOnExit: false,
+    // Once per holder, and only when waiting: without --wait the refusal itself is the one line.
+    onBlocked: (holder) => {
+      if (!values.wait) return;
+      warn(
+        holder
+          ? `lease held by ${holder.ownerId} (pid ${String(holder.pid)} on ${holder.hostname}, epoch ${holder.epoch}); waiting`
+          : 'lease lock unreadable and young; waiting',
+      );
+    },
+  });
+
+  const child = execa(command, args, {
+    stdio: 'inherit',
+    reject: false,
+    env: { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: resolve(values.dir ?? '.') },
+  });
+  let signalled: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals) => {
+    signalled = signal;
+    child.kill(signal);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
+
+  const outcome = await Promise.race([child.then((result) => ({ kind: 'exited' as const, result })), lease.lost.then((error) => ({ kind: 'lost' as const, error }))]);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, forward);
+
+  if (outcome.kind === 'lost') {
+    // Deposed: the critical section must not go on beside the new holder's.
+    warn(`lease.lost: ${outcome.error.message}`);
+    await killTree(child.pid);
+    await child;
+    return 1;
+  }
+  const { result } = outcome;
+  const code = result.exitCode ?? 128 + (SIGNAL_NUMBERS[result.signal ?? ''] ?? 0);
+  const why = signalled ? `${signalled}; command exited with ${code}` : `command exited with ${code}`;
+  if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
+  if (signalled) return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
+  return code;
+}
+
+function killTree(pid: number | undefined): Promise<void> {
+  if (pid === undefined) return Promise.resolve();
+  return new Promise((resolvePromise) => treeKill(pid, 'SIGKILL', () => resolvePromise()));
+}
+
+/** Who holds the lease and whether that owner is alive. */
+async function leaseStatus(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('lease status', () =>
+    parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }),
+  );
+  if (positionals.length > 0) throw new UsageError(`lease status: unexpected argument "${positionals[0]}"`);
+  const wardenDir = join(resolve(values.dir ?? '.'), '.warden');
+  const status = existsSync(wardenDir)
+    ? new LeaseOps(wardenDir, 'status').status()
+    : { held: false, live: false, owner: null, basis: 'no .warden directory' };
+  const out = new Output();
+  if (values.json) out.line(JSON.stringify(status));
+  else if (!status.owner) out.line(status.held ? `held: ${status.basis}` : `not held (${status.basis})`);
+  else {
+    const o = status.owner;
+    out.line(`held by ${o.ownerId} (pid ${String(o.pid)} on ${o.hostname}, epoch ${o.epoch}), acquired ${o.acquiredAt}, renewed ${o.renewedAt}`);
+    out.line(status.live ? `owner alive (${status.basis === 'pid-only' ? 'judged by PID only: no process start times here' : status.basis})` : `owner gone (${status.basis}): the next contender takes over`);
+  }
+  await out.end();
+  return 0;
+}
