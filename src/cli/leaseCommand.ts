@@ -63,7 +63,7 @@ async function leaseRun(argv: string[]): Promise<number> {
     },
   });
 
-  const child = execa(command, args, {
+  const child = execa(...withParentDeathSignal(command, args), {
     stdio: 'inherit',
     reject: false,
     env: { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: resolve(values.dir ?? '.') },
@@ -91,6 +91,21 @@ async function leaseRun(argv: string[]): Promise<number> {
   if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
   if (signalled) return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
   return code;
+}
+
+/**
+ * CMD must not outlive a SIGKILLed `warden` and run on beside the next holder. Linux can send a
+ * child a signal when its parent dies (PR_SET_PDEATHSIG); util-linux's setpriv sets it and then
+ * execs CMD, so CMD is killed with us. Where setpriv is missing, CMD runs without that guard.
+ */
+function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
+  return hasSetpriv() ? ['setpriv', ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+}
+
+let setprivFound: boolean | undefined;
+function hasSetpriv(): boolean {
+  setprivFound ??= process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+  return setprivFound;
 }
 
 function killTree(pid: number | undefined): Promise<void> {

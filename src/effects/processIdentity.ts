@@ -67,6 +67,19 @@ export function readStartTime(pid: number): string | null {
   return startTime !== undefined && /^\d+$/.test(startTime) ? startTime : null;
 }
 
+/** Whether /proc says the process has exited and awaits reaping (state Z or X). */
+export function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return false;
+  }
+  // Field 3, the state, is the first character after "<comm>) ".
+  const state = stat[stat.lastIndexOf(')') + 2];
+  return state === 'Z' || state === 'X';
+}
+
 /**
  * This boot's ID (/proc/sys/kernel/random/boot_id), or null where the kernel does not offer one.
  * @example readBootId() // '8a52f578-ede9-4a6a-a328-8b53456cfd8e'
@@ -140,6 +153,9 @@ export function judgeOwner(
     return { alive: false, reason: 'rebooted' };
   }
   if (probePid(pid) === 'dead') return { alive: false, reason: 'dead' };
+  // A zombie answers signal 0 until its parent reaps it, and where nothing reaps (a container
+  // without an init) that is forever: it has exited all the same.
+  if (isZombie(pid)) return { alive: false, reason: 'dead' };
   const recorded = owner.pidStartTime ?? null;
   const current = readStartTime(pid);
   if (recorded !== null && current !== null) {

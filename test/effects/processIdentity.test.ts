@@ -1,3 +1,4 @@
+import { execa } from 'execa';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
@@ -226,5 +227,22 @@ describe('judgeOwner for another host', () => {
     expect(judgeOwner(owner, { now: 2_000_000, ...renewed })).toEqual({ alive: true, basis: 'pid+starttime' });
     process.env['WARDEN_HOSTNAME'] = 'warden-test-elsewhere';
     expect(judgeOwner(owner, { now: 2_000_000, ...renewed })).toEqual({ alive: false, reason: 'lease-expired' });
+  });
+});
+
+describe('a zombie owner', () => {
+  it('is judged dead although signal 0 still reaches it', async () => {
+    const { isZombie, judgeOwner, readStartTime, localHostname, probePid } = await import('../../src/effects/processIdentity.js');
+    // sh starts a child that exits at once, then becomes `sleep`, which never reaps it: a zombie.
+    const parent = execa('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { reject: false });
+    const zombiePid = await new Promise<number>((resolve) => parent.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim()))));
+    for (let i = 0; i < 1_000 && !isZombie(zombiePid); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(isZombie(zombiePid)).toBe(true);
+    expect(probePid(zombiePid)).toBe('alive');
+    const owner = { pid: zombiePid, pidStartTime: readStartTime(zombiePid), hostname: localHostname() };
+    expect(judgeOwner(owner, { now: 0, renewedAtMs: 0, ttlMs: 1 })).toEqual({ alive: false, reason: 'dead' });
+    parent.kill('SIGKILL');
+    await parent;
+    expect(isZombie(parent.pid!)).toBe(false);
   });
 });
