@@ -7,6 +7,10 @@ export { replayLog, type ReplayOptions, type ReplayResult } from './runner/repla
 export { Replayer, machineEventOf, type ActorState } from './runner/replayer.js';
 export type { PendingTimer } from './runner/timerBook.js';
 export { systemClock, type Clock } from './effects/clock.js';
+export { acquireLease, type AcquireLeaseOptions, type LeaseHandle, type LeaseState } from './runner/leaseSession.js';
+export { LeaseOps, DEFAULT_LEASE_TIMINGS, type LeaseTimings, type LeaseStatus, type AcquireOutcome } from './effects/leaseOps.js';
+export { leaseLockSchema, type LeaseLock } from './effects/leaseFile.js';
+export { judgeOwner, currentIdentity, type ProcessIdentity, type OwnerLiveness } from './effects/processIdentity.js';
 export { SimulatedClock } from 'xstate';
 
 export { LogWriter, type FsyncMode, type LogWriterOptions, type TornTail } from './store/logWriter.js';
@@ -20,6 +24,7 @@ export { fold, actorsProjection, runsProjection, type Projection, type ActorView
 export { defineMachine, type MachineDefinition } from './machines/definition.js';
 export { builtInMachines } from './machines/catalogue.js';
 export { demoMachine, demoDefinition } from './machines/demo.machine.js';
+export { leaseMachine, leaseDefinition } from './machines/lease.machine.js';
 
 export {
   WardenError,
@@ -29,4 +34,8 @@ export {
   MachineContractError,
   RecordTooLargeError,
   LogBusyError,
+  LockPathError,
+  LeaseFormatError,
+  LeaseHeldError,
+  LeaseLostError,
 } from './errors.js';
