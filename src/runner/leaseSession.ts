@@ -153,7 +153,7 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
     },
   });
 
-  const stopExitHandlers = context.releaseOnExit === false ? () => {} : installExitHandlers(() => release('process exit'));
+  const stopExitHandlers = context.releaseOnExit === false ? () => {} : installExitHandlers((reason) => release(reason));
 
   void runner.halted.then((reason) => {
     if (finished) return;
