@@ -78,9 +78,19 @@ export async function acquireLease(options: AcquireLeaseOptions): Promise<LeaseH
     options.signal?.throwIfAborted();
     const outcome = ops.tryAcquire();
     if (outcome.kind === 'acquired') {
-      return hold(ops, outcome.lock, outcome.predecessor, { ...options, timings, wardenDir, waitedMs: Date.now() - started, blockedBy });
+      try {
+        return hold(ops, outcome.lock, outcome.predecessor, { ...options, timings, wardenDir, waitedMs: Date.now() - started, blockedBy });
+      } catch (error) {
+        // No log to hold it with (a malformed log, say): give the lease back at once.
+        ops.release(outcome.lock);
+        throw error;
+      }
     }
-    if (outcome.kind === 'retry') continue;
+    if (outcome.kind === 'retry') {
+      // Lost a race for a claim: let the winner finish before looking again.
+      await new Promise((resolveTurn) => setImmediate(resolveTurn));
+      continue;
+    }
     const key = outcome.holder?.lockId ?? 'unreadable';
     if (key !== lastHolder) {
       lastHolder = key;

@@ -90,3 +90,14 @@ describe('acquireLease', () => {
     expect(readLog(log).records).toHaveLength(recordsAtTakeover);
   });
 });
+
+describe('acquireLease on a project whose log is malformed', () => {
+  it('gives the lease back and reports the log', async () => {
+    const dir = tempDir();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(dir, '.warden'));
+    writeFileSync(join(dir, '.warden', 'events.jsonl'), 'not a record\n');
+    await expect(acquireLease({ dir, releaseOnExit: false })).rejects.toThrow(/events\.jsonl:0: last record is not JSON/);
+    expect(existsSync(join(dir, '.warden', 'scheduler.lock'))).toBe(false);
+  });
+});
