@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { LeaseFile, type LeaseFileHooks, type LeaseLock, type LockState } from './leaseFile.js';
+import { LeaseFile, type LeaseFileHooks, type LeaseLock, type LockStamp, type LockState } from './leaseFile.js';
 import { currentIdentity, judgeOwner, type OwnerLiveness } from './processIdentity.js';
 
 /** Timing of the lease; all in milliseconds so tests can run them fast. */
@@ -47,6 +47,8 @@ export interface LeaseStatus {
 export class LeaseOps {
   readonly file: LeaseFile;
   private readonly identity = currentIdentity();
+  // The lock this instance last wrote: which file it is, and when it was last renewed.
+  private held: { lockId: string; stamp: LockStamp; renewedAtMs: number } | undefined;
 
   constructor(
     readonly wardenDir: string,
@@ -58,11 +60,12 @@ export class LeaseOps {
   }
 
   tryAcquire(now = Date.now()): AcquireOutcome {
+    // The common case first: the name is free, and creating is the whole of acquiring.
+    const fresh = this.newLock(this.file.readEpoch() + 1, now);
+    const created = this.file.tryCreate(fresh);
+    if (created !== 'exists') return this.settle(fresh, created, null);
     const state = this.file.read();
-    if (state.kind === 'absent') {
-      const lock = this.newLock(this.file.readEpoch() + 1, now);
-      return this.file.tryCreate(lock) === 'created' ? this.settle(lock, null) : { kind: 'retry' };
-    }
+    if (state.kind === 'absent') return { kind: 'retry' };
     if (state.kind === 'corrupt') {
       if (now - state.mtimeMs < this.timings.graceMs) return { kind: 'blocked', holder: null, reason: `unreadable lock (${state.reason}), younger than the grace period` };
       return this.takeOver(state, this.file.readEpoch(), { ownerId: null, pid: null, hostname: null, epoch: null, reason: `corrupt: ${state.reason}` }, now);
@@ -81,14 +84,28 @@ export class LeaseOps {
     const state = this.file.read();
     if (state.kind !== 'lock' || state.lock.lockId !== current.lockId) return { kind: 'lost', reason: describeOther(state) };
     const next = { ...state.lock, renewedAt: new Date(now).toISOString() };
-    const result = this.file.transition(state.token, next);
-    if (result === 'done') return { kind: 'renewed', lock: next };
+    const { result, stamp } = this.file.transitionWithStamp(state.token, next);
+    if (result === 'done') {
+      this.held = { lockId: next.lockId, stamp: stamp!, renewedAtMs: now };
+      return { kind: 'renewed', lock: next };
+    }
     if (result === 'busy') return { kind: 'busy' };
     return { kind: 'lost', reason: describeOther(this.file.read()) };
   }
 
-  /** Removes the lock if it is ours; never touches another owner's. */
-  release(current: LeaseLock): 'released' | 'not ours' {
+  /**
+   * Removes the lock if it is ours; never touches another owner's. A holder that renewed less
+   * than half a TTL ago cannot have been judged stale by anyone (on this host it is alive; on
+   * others its lease has not run out), so nothing else can be changing the lock: it checks with
+   * one lstat that the file is still the one it wrote, and unlinks it. Otherwise it releases
+   * through a claim, like any other change of hands.
+   */
+  release(current: LeaseLock, now = Date.now()): 'released' | 'not ours' {
+    const held = this.held?.lockId === current.lockId ? this.held : undefined;
+    this.held = undefined;
+    if (held && now - held.renewedAtMs < this.timings.leaseTtlMs / 2) {
+      return this.file.removeIfStamp(held.stamp) === 'removed' ? 'released' : 'not ours';
+    }
     for (let attempt = 0; attempt < 100; attempt++) {
       const state = this.file.read();
       if (state.kind !== 'lock' || state.lock.lockId !== current.lockId) return 'not ours';
@@ -101,6 +118,8 @@ export class LeaseOps {
 
   /** Whether the lock file holds this acquisition now (the fencing check before every log write). */
   holds(lockId: string): boolean {
+    // The lock this instance wrote: one lstat tells whether it is still that very file.
+    if (this.held?.lockId === lockId) return this.file.hasStamp(this.held.stamp);
     const state = this.file.read();
     return state.kind === 'lock' && state.lock.lockId === lockId;
   }
@@ -108,6 +127,11 @@ export class LeaseOps {
   /** Who or what is at the lock path now, in words. */
   describeHolder(): string {
     return describeOther(this.file.read());
+  }
+
+  /** Closes the files this instance keeps open. */
+  close(): void {
+    this.file.close();
   }
 
   status(now = Date.now()): LeaseStatus {
@@ -125,7 +149,12 @@ export class LeaseOps {
   private takeOver(state: Exclude<LockState, { kind: 'absent' }>, lastEpoch: number, predecessor: Predecessor, now: number): AcquireOutcome {
     this.file.hooks.afterStaleDecision?.();
     const lock = this.newLock(lastEpoch + 1, now);
-    return this.file.transition(state.token, lock) === 'done' ? this.settle(lock, predecessor) : { kind: 'retry' };
+    const { result, stamp } = this.file.transitionWithStamp(state.token, lock);
+    if (result !== 'done') return { kind: 'retry' };
+    const outcome = this.settle(lock, stamp!, predecessor);
+    // Claims left by processes that died mid-transition: only a takeover can follow one.
+    if (outcome.kind === 'acquired') this.file.sweepClaims(this.currentToken());
+    return outcome;
   }
 
   /**
@@ -133,20 +162,30 @@ export class LeaseOps {
    * contender that read the epoch high-water mark before another holder came and went would
    * otherwise reuse that holder's epoch; only now, holding the lock, is the mark stable to read.
    */
-  private settle(lock: LeaseLock, predecessor: Predecessor | null): AcquireOutcome {
+  private settle(lock: LeaseLock, stamp: LockStamp, predecessor: Predecessor | null): AcquireOutcome {
     let held = lock;
+    let heldStamp = stamp;
     const highest = this.file.readEpoch();
     if (held.epoch <= highest) {
-      const state = this.file.read();
-      if (state.kind !== 'lock' || state.lock.lockId !== held.lockId) return { kind: 'retry' };
+      const token = this.currentToken(held.lockId);
+      if (token === undefined) return { kind: 'retry' };
       const raised = { ...held, epoch: highest + 1 };
-      if (this.file.transition(state.token, raised) !== 'done') return { kind: 'retry' };
+      const { result, stamp: raisedStamp } = this.file.transitionWithStamp(token, raised);
+      if (result !== 'done') return { kind: 'retry' };
       held = raised;
+      heldStamp = raisedStamp!;
     }
-    this.file.writeEpoch(held.epoch);
-    const after = this.file.read();
-    this.file.sweepClaims(after.kind === 'lock' ? after.token : undefined);
+    this.file.writeEpoch(held.epoch, highest);
+    this.held = { lockId: held.lockId, stamp: heldStamp, renewedAtMs: Date.parse(held.renewedAt) };
     return { kind: 'acquired', lock: held, predecessor };
+  }
+
+  /** The token of the lock now at the path (if it has this lockId, when one is given). */
+  private currentToken(lockId?: string): string | undefined {
+    const state = this.file.read();
+    if (state.kind === 'absent') return undefined;
+    if (lockId !== undefined && (state.kind !== 'lock' || state.lock.lockId !== lockId)) return undefined;
+    return state.token;
   }
 
   private newLock(epoch: number, now: number): LeaseLock {

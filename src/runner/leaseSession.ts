@@ -170,6 +170,7 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
     finished = true;
     stopExitHandlers();
     const error = reason instanceof LeaseLostError ? reason : new LeaseLostError(lock.epoch, String((reason as Error)?.message ?? reason));
+    ops.close();
     state$.next('lost');
     state$.complete();
     settleLost(error);
@@ -210,6 +211,7 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
       // Fenced: the lease was already lost; the lock, if any, is someone else's now.
     }
     const outcome = ops.release(lock);
+    ops.close();
     state$.next('released');
     state$.complete();
     return outcome;
