@@ -9,9 +9,6 @@ import { acquireLease } from '../runner/leaseSession.js';
 import { parsing, positiveInteger } from './args.js';
 import { Output, warn } from './output.js';
 
-export const leaseUsage =
-  'warden lease run [--dir D] [--id ID] [--wait] [--probe-ms N] [--ttl-ms N] [--grace-ms N] -- CMD… | warden lease status [--dir D] [--json]';
-
 /** `warden lease run|status`. */
 export async function leaseCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;

@@ -8,8 +8,6 @@ import { formatRecord } from './format.js';
 import { machinesFor } from './machinesOption.js';
 import { Output, warn } from './output.js';
 
-export const logUsage = 'warden log [--dir D | FILE] [--follow] [--json] [--machines MODULE]';
-
 /** `warden log`: the event log, one readable line (or one JSON object) per record. */
 export async function logCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsing('log', () =>

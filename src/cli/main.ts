@@ -1,21 +1,24 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { UsageError, WardenError } from '../errors.js';
-import { leaseCommand, leaseUsage } from './leaseCommand.js';
-import { logCommand, logUsage } from './logCommand.js';
 import { warn } from './output.js';
-import { replayCommand, replayUsage } from './replayCommand.js';
 
+// Each command's module is loaded only when it runs: startup is most of a short command's time.
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
   lease: {
-    run: leaseCommand,
-    usage: leaseUsage,
+    run: async (argv) => (await import('./leaseCommand.js')).leaseCommand(argv),
+    usage:
+      'warden lease run [--dir D] [--id ID] [--wait] [--probe-ms N] [--ttl-ms N] [--grace-ms N] -- CMD… | warden lease status [--dir D] [--json]',
     summary: 'run CMD while holding the project lease (like flock); or show who holds it',
   },
-  log: { run: logCommand, usage: logUsage, summary: 'the event log, one readable line per event; --follow tails it live' },
+  log: {
+    run: async (argv) => (await import('./logCommand.js')).logCommand(argv),
+    usage: 'warden log [--dir D | FILE] [--follow] [--json] [--machines MODULE]',
+    summary: 'the event log, one readable line per event; --follow tails it live',
+  },
   replay: {
-    run: replayCommand,
-    usage: replayUsage,
+    run: async (argv) => (await import('./replayCommand.js')).replayCommand(argv),
+    usage: 'warden replay [--dir D | FILE] [--verify] [--at SEQ] [--json] [--machines MODULE]',
     summary: 'fold the log through the machines; --verify checks every step; --at SEQ shows each actor then',
   },
 };

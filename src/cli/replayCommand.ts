@@ -7,8 +7,6 @@ import { formatActor, formatTimer } from './format.js';
 import { machinesFor } from './machinesOption.js';
 import { Output, warn } from './output.js';
 
-export const replayUsage = 'warden replay [--dir D | FILE] [--verify] [--at SEQ] [--json] [--machines MODULE]';
-
 /** `warden replay`: fold the log through the machines; with --verify, check every step. */
 export async function replayCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsing('replay', () =>
