@@ -92,11 +92,15 @@ async function leaseRun(argv: string[]): Promise<number> {
 
 /**
  * CMD must not outlive a SIGKILLed `warden` and run on beside the next holder. Linux can send a
- * child a signal when its parent dies (PR_SET_PDEATHSIG); util-linux's setpriv sets it and then
- * execs CMD, so CMD is killed with us. Where setpriv is missing, CMD runs without that guard.
+ * child a signal when its parent dies (PR_SET_PDEATHSIG); util-linux's setpriv sets it. If warden
+ * died between the fork and that setting, nothing would come: so, once it is set, a shell checks
+ * that its parent is still this warden before it execs CMD (the setting survives the exec).
+ * Where setpriv is missing, CMD runs without this guard.
  */
 function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
-  return hasSetpriv() ? ['setpriv', ['--pdeathsig', 'KILL', '--', command, ...args]] : [command, args];
+  if (!hasSetpriv()) return [command, args];
+  const guard = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
+  return ['setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', guard, 'sh', String(process.pid), command, ...args]];
 }
 
 let setprivFound: boolean | undefined;

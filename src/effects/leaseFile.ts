@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { LeaseFormatError, LockPathError } from '../errors.js';
 import { describeIssue } from '../store/catalogue.js';
-import { currentIdentity, judgeOwner, type ProcessIdentity } from './processIdentity.js';
+import { currentIdentity, isValidPid, judgeOwner, probePid, type ProcessIdentity } from './processIdentity.js';
 
 /**
  * The scheduler lock file, `.warden/scheduler.lock`, and the one protocol that changes it.
@@ -262,11 +262,16 @@ export class LeaseFile {
     return this.epochDescriptor;
   }
 
-  /** Deletes claims left by dead claimants on contents that are gone (safe: tokens never return). */
+  /**
+   * Deletes claims left by dead claimants on contents that are gone (safe: tokens never return),
+   * and the temp files of processes that died mid-write (named by their pid).
+   */
   sweepClaims(currentToken: string | undefined): void {
     for (const name of readdirSync(this.dir)) {
-      const match = /^scheduler\.lock\.claim\.([0-9a-f]+)\.\d+$/.exec(name);
-      if (match && match[1] !== currentToken) unlinkQuietly(join(this.dir, name));
+      const claim = /^scheduler\.lock\.claim\.([0-9a-f]+)\.\d+$/.exec(name);
+      if (claim && claim[1] !== currentToken) unlinkQuietly(join(this.dir, name));
+      const temp = /^\.(?:scheduler\.lock|claim)\.(\d+)\.tmp$/.exec(name);
+      if (temp && Number(temp[1]) !== process.pid && !processExists(Number(temp[1]))) unlinkQuietly(join(this.dir, name));
     }
   }
 
@@ -358,6 +363,10 @@ function readNoFollow(path: string): string {
   } finally {
     closeSync(fd);
   }
+}
+
+function processExists(pid: number): boolean {
+  return isValidPid(pid) && probePid(pid) === 'alive';
 }
 
 function unlinkQuietly(path: string): void {

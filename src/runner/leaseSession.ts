@@ -222,32 +222,51 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
 
 const EXIT_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+// Releases of the leases this process holds with releaseOnExit. The process-wide handlers stay
+// installed once added: a signal that arrives while a lease is held but is dispatched after that
+// lease's release must still end the process, not find its listener gone and be lost.
+const heldReleases = new Set<(reason: string) => void>();
+let handlersInstalled = false;
+
+function releaseAll(reason: string): void {
+  for (const release of [...heldReleases]) release(reason);
+}
+
+const onExit = () => releaseAll('process exit');
+const onSignal = (signal: NodeJS.Signals) => {
+  releaseAll(signal);
+  // Then die of it, as the default action would have: with our listeners gone, it applies.
+  removeHandlers();
+  process.kill(process.pid, signal);
+};
+const onUncaught = (error: unknown) => {
+  releaseAll(`uncaught error: ${error instanceof Error ? error.message : String(error)}`);
+  removeHandlers();
+  // Thrown again with this handler gone, Node reports it and exits as it would have.
+  setImmediate(() => {
+    throw error;
+  });
+};
+
+function removeHandlers(): void {
+  process.off('exit', onExit);
+  for (const signal of EXIT_SIGNALS) process.off(signal, onSignal);
+  process.off('uncaughtException', onUncaught);
+  handlersInstalled = false;
+}
+
 /**
  * Releases on normal exit, on SIGINT/SIGTERM/SIGHUP (then dies of the same signal, as the
- * default action would) and on an uncaught error (then rethrows it). Returns the uninstaller.
+ * default action would) and on an uncaught error (then rethrows it). Returns the uninstaller for
+ * this one lease; the process-wide handlers stay.
  */
 function installExitHandlers(release: (reason: string) => void): () => void {
-  const onExit = () => release('process exit');
-  const onSignal = (signal: NodeJS.Signals) => {
-    uninstall();
-    release(signal);
-    process.kill(process.pid, signal);
-  };
-  const onUncaught = (error: unknown) => {
-    uninstall();
-    release(`uncaught error: ${error instanceof Error ? error.message : String(error)}`);
-    // Thrown again with this handler gone, Node reports it and exits as it would have.
-    setImmediate(() => {
-      throw error;
-    });
-  };
-  process.on('exit', onExit);
-  for (const signal of EXIT_SIGNALS) process.on(signal, onSignal);
-  process.on('uncaughtException', onUncaught);
-  function uninstall() {
-    process.off('exit', onExit);
-    for (const signal of EXIT_SIGNALS) process.off(signal, onSignal);
-    process.off('uncaughtException', onUncaught);
+  heldReleases.add(release);
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    process.on('exit', onExit);
+    for (const signal of EXIT_SIGNALS) process.on(signal, onSignal);
+    process.on('uncaughtException', onUncaught);
   }
-  return uninstall;
+  return () => heldReleases.delete(release);
 }

@@ -119,6 +119,32 @@ describe('warden lease run', () => {
     expect((await successor).exitCode).toBe(0);
   });
 
+  it('never lets CMD run on when warden is SIGKILLed right after forking it', { timeout: 90_000 }, async () => {
+    const SECTION = join(import.meta.dirname, '../fixtures/stress/section.mjs');
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const dir = tempDir();
+      const shared = join(dir, 'sections.txt');
+      const warden = execa('node', [CLI, 'lease', 'run', '--dir', dir, '--', 'node', SECTION, shared], { reject: false });
+      // Kill it the moment it has a child: the gap before the parent-death signal is set.
+      let child: number | undefined;
+      while (child === undefined && warden.exitCode === null) {
+        try {
+          const found = readFileSync(`/proc/${warden.pid}/task/${warden.pid}/children`, 'utf8').trim().split(' ')[0];
+          child = found ? Number(found) : undefined;
+        } catch {
+          break;
+        }
+        if (child === undefined) await new Promise((resolve) => setImmediate(resolve));
+      }
+      warden.kill('SIGKILL');
+      await warden;
+      for (let i = 0; child !== undefined && !processGone(child) && i < 2_000; i++) await new Promise((r) => setTimeout(r, 5));
+      if (child !== undefined) expect(processGone(child)).toBe(true);
+      const text = existsSync(shared) ? readFileSync(shared, 'utf8') : '';
+      expect(text).not.toMatch(/^end /m);
+    }
+  });
+
   it.each([
     [['lease', 'run'], 'lease run: no command given'],
     [['lease', 'frob'], 'lease: expected "run" or "status", got "frob"'],
@@ -143,6 +169,14 @@ describe('the library releases on the way out', () => {
     expect(result.exitCode).toBe(code);
     expect(existsSync(join(dir, '.warden', 'scheduler.lock'))).toBe(false);
     expect(recordsOf(dir).filter((r) => r.type === 'lease.release').map((r) => r.data)).toEqual([{ reason }]);
+  });
+
+  it('still dies of a SIGTERM that is handled only after the lease was released', async () => {
+    const dir = tempDir();
+    const result = await execa('node', [LIBRARY_USER, dir, 'signal-then-release'], { reject: false });
+    expect(result.stdout).toBe('held 1');
+    expect(result.signal).toBe('SIGTERM');
+    expect(recordsOf(dir).filter((r) => r.type === 'lease.release').map((r) => r.data)).toEqual([{ reason: 'released by the program' }]);
   });
 
   it.each([['SIGINT'], ['SIGTERM'], ['SIGHUP']] as const)('on %s, then dies of it', async (signal) => {
