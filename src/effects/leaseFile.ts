@@ -92,6 +92,7 @@ export interface LeaseFileOptions {
 }
 
 const READ_CAP = 64 * 1024;
+const EPOCH_BUFFER = Buffer.alloc(32);
 const MAX_CLAIM_LEVELS = 64;
 
 export class LeaseFile {
@@ -229,8 +230,7 @@ export class LeaseFile {
   /** The highest epoch any holder has had, 0 if none has been recorded. */
   readEpoch(): number {
     const fd = this.epochFd();
-    const buffer = Buffer.alloc(32);
-    const text = buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
+    const text = EPOCH_BUFFER.toString('utf8', 0, readSync(fd, EPOCH_BUFFER, 0, EPOCH_BUFFER.length, 0));
     if (text === '') return 0;
     const epoch = Number(text.trim());
     if (!/^\d+\n?$/.test(text) || !Number.isSafeInteger(epoch)) {

@@ -49,6 +49,9 @@ export class LeaseOps {
   private readonly identity = currentIdentity();
   // The lock this instance last wrote: which file it is, and when it was last renewed.
   private held: { lockId: string; stamp: LockStamp; renewedAtMs: number } | undefined;
+  // The epoch mark as this instance last read or wrote it: a guess for the next acquisition,
+  // which settle() checks against the mark itself once the lock is won.
+  private knownEpoch: number | undefined;
 
   constructor(
     readonly wardenDir: string,
@@ -61,7 +64,8 @@ export class LeaseOps {
 
   tryAcquire(now = Date.now()): AcquireOutcome {
     // The common case first: the name is free, and creating is the whole of acquiring.
-    const fresh = this.newLock(this.file.readEpoch() + 1, now);
+    this.knownEpoch ??= this.file.readEpoch();
+    const fresh = this.newLock(this.knownEpoch + 1, now);
     const created = this.file.tryCreate(fresh);
     if (created !== 'exists') return this.settle(fresh, created, null);
     const state = this.file.read();
@@ -158,9 +162,10 @@ export class LeaseOps {
   }
 
   /**
-   * Just won `lock`: makes its epoch exceed every epoch a holder ever had, then records it. A
-   * contender that read the epoch high-water mark before another holder came and went would
-   * otherwise reuse that holder's epoch; only now, holding the lock, is the mark stable to read.
+   * Just won `lock`: makes its epoch exceed every epoch a holder ever had, then records it. The
+   * epoch it was created with is a guess (the mark as last seen): another holder may have come
+   * and gone since. Only now, holding the lock, is the mark stable to read; if the guess was
+   * behind, the lock is rewritten with a higher epoch before anyone is told it was won.
    */
   private settle(lock: LeaseLock, stamp: LockStamp, predecessor: Predecessor | null): AcquireOutcome {
     let held = lock;
@@ -176,6 +181,7 @@ export class LeaseOps {
       heldStamp = raisedStamp!;
     }
     this.file.writeEpoch(held.epoch, highest);
+    this.knownEpoch = held.epoch;
     this.held = { lockId: held.lockId, stamp: heldStamp, renewedAtMs: Date.parse(held.renewedAt) };
     return { kind: 'acquired', lock: held, predecessor };
   }
