@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
-import treeKill from 'tree-kill';
 import { UsageError } from '../errors.js';
+import { startGuardedCommand } from '../effects/guardedCommand.js';
 import { LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { parsing, positiveInteger } from './args.js';
@@ -60,26 +59,27 @@ async function leaseRun(argv: string[]): Promise<number> {
     },
   });
 
-  const child = execa(...withParentDeathSignal(command, args), {
-    stdio: 'inherit',
-    reject: false,
-    env: { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: resolve(values.dir ?? '.') },
+  const child = startGuardedCommand(command, args, {
+    WARDEN_LEASE_EPOCH: String(lease.epoch),
+    WARDEN_LEASE_DIR: resolve(values.dir ?? '.'),
   });
   let signalled: NodeJS.Signals | undefined;
   const forward = (signal: NodeJS.Signals) => {
     signalled = signal;
-    child.kill(signal);
+    child.signal(signal);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
 
-  const outcome = await Promise.race([child.then((result) => ({ kind: 'exited' as const, result })), lease.lost.then((error) => ({ kind: 'lost' as const, error }))]);
+  const outcome = await Promise.race([
+    child.exited.then((result) => ({ kind: 'exited' as const, result })),
+    lease.lost.then((error) => ({ kind: 'lost' as const, error })),
+  ]);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, forward);
 
   if (outcome.kind === 'lost') {
     // Deposed: the critical section must not go on beside the new holder's.
     warn(`lease.lost: ${outcome.error.message}`);
-    await killTree(child.pid);
-    await child;
+    await child.killTree();
     return 1;
   }
   const { result } = outcome;
@@ -88,30 +88,6 @@ async function leaseRun(argv: string[]): Promise<number> {
   if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
   if (signalled) return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
   return code;
-}
-
-/**
- * CMD must not outlive a SIGKILLed `warden` and run on beside the next holder. Linux can send a
- * child a signal when its parent dies (PR_SET_PDEATHSIG); util-linux's setpriv sets it. If warden
- * died between the fork and that setting, nothing would come: so, once it is set, a shell checks
- * that its parent is still this warden before it execs CMD (the setting survives the exec).
- * Where setpriv is missing, CMD runs without this guard.
- */
-function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
-  if (!hasSetpriv()) return [command, args];
-  const guard = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
-  return ['setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', guard, 'sh', String(process.pid), command, ...args]];
-}
-
-let setprivFound: boolean | undefined;
-function hasSetpriv(): boolean {
-  setprivFound ??= process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
-  return setprivFound;
-}
-
-function killTree(pid: number | undefined): Promise<void> {
-  if (pid === undefined) return Promise.resolve();
-  return new Promise((resolvePromise) => treeKill(pid, 'SIGKILL', () => resolvePromise()));
 }
 
 /** Who holds the lease and whether that owner is alive. */
