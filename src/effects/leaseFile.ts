@@ -341,8 +341,7 @@ function tokenOf(prefix: string, bytes: Buffer): string {
  * older lock stale); a lock left empty by one is unreadable and recovered after the grace period.
  */
 function writeWhole(path: string, text: string, afterCreate?: () => void): LockStamp {
-  // A temp left by a dead process that had our pid is ours to reuse; O_NOFOLLOW still refuses a symlink.
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  const fd = openFresh(path);
   try {
     afterCreate?.();
     writeSync(fd, text);
@@ -362,6 +361,23 @@ function readNoFollow(path: string): string {
     return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
+  }
+}
+
+/**
+ * Creates `path` anew (O_EXCL, O_NOFOLLOW). A file already there was left by a dead process that
+ * had our pid, killed between linking its temp into place and unlinking it: that file may be the
+ * very inode of a live lock or claim, so it is never opened and rewritten — its name is removed
+ * (the other name keeps the file) and a new file is made. Found by the SIGKILL stress test.
+ */
+function openFresh(path: string): number {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  try {
+    return openSync(path, flags, 0o600);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    unlinkSync(path);
+    return openSync(path, flags, 0o600);
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -212,5 +212,19 @@ describe('races with a paused contender', () => {
     // Its link then fails on the taken name, and it finds the winner holding the lease.
     expect(lines.slice(1).map((l) => JSON.parse(l))).toEqual([{ kind: 'blocked', ownerId: 'winner', epoch: null }]);
     expect(readLock().ownerId).toBe('winner');
+  });
+});
+
+describe('a temp file left behind by a dead process with our pid', () => {
+  it('is never rewritten in place: it may be the inode of the live lock', () => {
+    const { dir, ops, lockPath, readLock } = setup();
+    const holder = ops('holder').tryAcquire();
+    if (holder.kind !== 'acquired') throw new Error(holder.kind);
+    // As a process with this pid, SIGKILLed between link() and unlinking its temp, leaves it:
+    // a second name of the lock file itself.
+    linkSync(lockPath, join(dir, `.scheduler.lock.${process.pid}.tmp`));
+    // Another owner in this process (same pid) tries, and must not touch the holder's lock.
+    expect(ops('other').tryAcquire()).toMatchObject({ kind: 'blocked', holder: { ownerId: 'holder' } });
+    expect(readLock()).toEqual(holder.lock);
   });
 });
