@@ -2,13 +2,14 @@
  * Lease acquire+release cycles per second, single process, uncontended, each sample in a fresh
  * temp dir: Warden's `LeaseOps` (the bare fast path, no logging), proper-lockfile's
  * `lockSync` + release, and the floor — a bare `open(wx)` + write + close + unlink of a lock-sized
- * JSON. A floor that also fsyncs the file runs beside them as a reference.
+ * JSON. References beside them: the floor with an fsync, and the bare temp + link + unlinks that
+ * whole-file appearance costs.
  *
  * Warden with logging (`acquireLease` + `release()`: the lease actor's records appended to the
  * project log, fenced, and the log closed — with its default fsync at close) runs beside them.
  */
 import { randomUUID } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, linkSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
@@ -64,6 +65,24 @@ function floorFsyncCycles(dir: string, cycles: number): void {
     writeSync(fd, LOCK_TEXT);
     fsyncSync(fd);
     closeSync(fd);
+    unlinkSync(path);
+  }
+}
+
+/**
+ * The least the issue's whole-or-nothing appearance costs: the same lock written to a temp file
+ * and linked to the lock name (which fails if the name exists), temp unlinked, lock unlinked at
+ * release — no epoch, no check at release, no JSON built per cycle.
+ */
+function linkFloorCycles(dir: string, cycles: number): void {
+  const path = join(dir, 'scheduler.lock');
+  const temp = join(dir, '.scheduler.lock.tmp');
+  for (let i = 0; i < cycles; i++) {
+    const fd = openSync(temp, 'wx', 0o600);
+    writeSync(fd, LOCK_TEXT);
+    closeSync(fd);
+    linkSync(temp, path);
+    unlinkSync(temp);
     unlinkSync(path);
   }
 }
@@ -139,6 +158,7 @@ export const leaseBench: Bench = {
       { label: 'proper-lockfile lockSync+release', short: 'proper-lockfile', run: properLockfileCycles },
       { label: 'ref: floor + fsync before close', short: 'floor+fsync', run: floorFsyncCycles },
       { label: 'Warden acquireLease+release (logged)', short: 'Warden logged', run: wardenLoggedCycles },
+      { label: 'ref: temp+write+close+link+unlink temp+unlink', short: 'link floor', run: linkFloorCycles },
     ];
     const counts: number[] = [];
     for (const r of runners) counts.push(await calibrate(r.short, r.run));
@@ -155,7 +175,7 @@ export const leaseBench: Bench = {
     const perCycle = samples.map((s, i) => s.seconds.map((sec) => sec / counts[i]!));
     const [floorS, wardenS, properS] = perCycle as [number[], number[], number[], number[]];
     const med = perCycle.map((s) => median(s));
-    const [floorMed, wardenMed, properMed, , loggedMed] = med as [number, number, number, number, number];
+    const [floorMed, wardenMed, properMed, , loggedMed, linkFloorMed] = med as [number, number, number, number, number, number];
 
     printTable(
       `lease: acquire+release cycles, single process, uncontended, median of ${REPS}`,
@@ -181,6 +201,8 @@ export const leaseBench: Bench = {
       [
         ['Warden cycles/s ÷ proper-lockfile cycles/s', `${speedup.toFixed(2)}x`, `${speedLo.toFixed(2)}x–${speedHi.toFixed(2)}x`, `>= ${TARGET_SPEEDUP}x`, verdict(speedPass)],
         ['Warden µs/cycle ÷ floor µs/cycle', `${floorFactor.toFixed(2)}x`, `${floorLo.toFixed(2)}x–${floorHi.toFixed(2)}x`, `<= ${TARGET_FLOOR_FACTOR}x`, verdict(floorPass)],
+        ['ref: link floor µs/cycle ÷ floor µs/cycle', `${(linkFloorMed / floorMed).toFixed(2)}x`, '-', '-', 'info'],
+        ['ref: Warden µs/cycle ÷ link floor µs/cycle', `${(wardenMed / linkFloorMed).toFixed(2)}x`, '-', '-', 'info'],
         ['ref: Warden µs/cycle ÷ floor+fsync µs/cycle', `${(wardenMed / med[3]!).toFixed(2)}x`, '-', '-', 'info'],
         ['Warden logged µs/cycle ÷ floor+fsync µs/cycle', `${(loggedMed / med[3]!).toFixed(2)}x`, '-', '-', 'info'],
       ],

@@ -3,6 +3,7 @@ import {
   closeSync,
   constants,
   fstatSync,
+  ftruncateSync,
   linkSync,
   lstatSync,
   mkdirSync,
@@ -70,11 +71,15 @@ export type LockState =
 
 export type TransitionResult = 'done' | 'changed' | 'busy';
 
-/** Identifies one written lock file: a file rewritten in place or replaced shows another stamp. */
+/**
+ * Identifies one written lock file: a file rewritten in place or replaced shows another stamp.
+ * `mtimeMs` is left out for a lock made from this instance's pinned temp file, whose inode cannot
+ * be reused by another file while the instance holds it open (see {@link LeaseFile.tryCreate}).
+ */
 export interface LockStamp {
   ino: number;
   size: number;
-  mtimeMs: number;
+  mtimeMs?: number;
 }
 
 /** Points where tests pause a process (SIGSTOP) to force the interleavings a race needs. */
@@ -94,6 +99,20 @@ export interface LeaseFileOptions {
 const READ_CAP = 64 * 1024;
 const EPOCH_BUFFER = Buffer.alloc(32);
 const MAX_CLAIM_LEVELS = 64;
+/** Numbers the LeaseFiles of this process, so each has a temp name of its own. */
+let instances = 0;
+
+/**
+ * This instance's temp file for creating locks, kept open between acquisitions. `linked`: the lock
+ * name may be a second name of this inode (from our link until we removed the lock or moved it
+ * on), so it must not be rewritten.
+ */
+interface PinnedTemp {
+  fd: number;
+  ino: number;
+  size: number;
+  linked: boolean;
+}
 
 export class LeaseFile {
   readonly lockPath: string;
@@ -107,10 +126,16 @@ export class LeaseFile {
     this.lockPath = join(dir, 'scheduler.lock');
     this.epochPath = join(dir, 'scheduler.epoch');
     this.identity = currentIdentity();
+    this.tempPath = join(dir, `.scheduler.lock.${process.pid}.${++instances}.tmp`);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const dirStat = lstatSync(dir);
     if (!dirStat.isDirectory()) throw new LockPathError(dir, 'is not a directory (a symbolic link is not followed)');
+    this.sweepTemps();
   }
+
+  /** This instance's temp file: where its locks are written before they are linked into place. */
+  readonly tempPath: string;
+  private pinned: PinnedTemp | undefined;
 
   get hooks(): LeaseFileHooks {
     return this.options.hooks ?? {};
@@ -152,18 +177,28 @@ export class LeaseFile {
     }
   }
 
-  /** Creates the lock if the name is free: written whole first, then linked into place. */
+  /**
+   * Creates the lock if the name is free: written whole first, then linked into place.
+   *
+   * The temp file is this instance's own, pinned: after a successful link it is not unlinked, so
+   * lock and temp are two names of one inode until the lock is removed or moved on; then the temp
+   * is rewritten in place for the next acquisition. That saves creating and deleting a directory
+   * entry per acquisition (two of the four a fresh temp costs), and the stamp needs no fstat: no
+   * other file can have this inode while the instance keeps it open, so inode and size identify
+   * the lock it wrote. A pinned temp whose inode may still be the lock is never rewritten — it is
+   * dropped and a fresh one made.
+   */
   tryCreate(lock: LeaseLock): LockStamp | 'exists' {
-    const { path: temp, stamp } = this.writeTemp(lock);
+    const pinned = this.writePinned(`${JSON.stringify(lock)}\n`);
     try {
-      linkSync(temp, this.lockPath);
-      return stamp;
+      linkSync(this.tempPath, this.lockPath);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+      this.dropPinned();
       throw error;
-    } finally {
-      unlinkQuietly(temp);
     }
+    pinned.linked = true;
+    return { ino: pinned.ino, size: pinned.size };
   }
 
   /**
@@ -173,6 +208,7 @@ export class LeaseFile {
   removeIfStamp(stamp: LockStamp): 'removed' | 'not ours' {
     if (!this.hasStamp(stamp)) return 'not ours';
     unlinkSync(this.lockPath);
+    if (this.pinned?.ino === stamp.ino) this.pinned.linked = false;
     return 'removed';
   }
 
@@ -180,7 +216,7 @@ export class LeaseFile {
   hasStamp(stamp: LockStamp): boolean {
     try {
       const now = lstatSync(this.lockPath);
-      return now.ino === stamp.ino && now.size === stamp.size && now.mtimeMs === stamp.mtimeMs;
+      return now.ino === stamp.ino && now.size === stamp.size && (stamp.mtimeMs === undefined || now.mtimeMs === stamp.mtimeMs);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw error;
@@ -218,9 +254,11 @@ export class LeaseFile {
           unlinkQuietly(temp);
           throw error;
         }
+        this.unpin();
         return { result: 'done', stamp };
       }
       if (!isDirectory) unlinkSync(this.lockPath);
+      this.unpin();
       return { result: 'done' };
     } finally {
       for (let k = 1; k <= level; k++) unlinkQuietly(this.claimPath(token, k));
@@ -249,10 +287,54 @@ export class LeaseFile {
     writeSync(this.epochFd(), `${epoch}\n`, 0);
   }
 
-  /** Closes the file this LeaseFile keeps open. */
+  /** Closes the files this LeaseFile keeps open and removes its temp file's name (never the lock's). */
   close(): void {
     if (this.epochDescriptor !== undefined) closeSync(this.epochDescriptor);
     this.epochDescriptor = undefined;
+    this.dropPinned();
+  }
+
+  /** Writes `text` to the pinned temp file, making a fresh one when there is none or it may be the lock. */
+  private writePinned(text: string): PinnedTemp {
+    if (this.pinned?.linked) this.dropPinned();
+    if (!this.pinned) {
+      const fd = openFresh(this.tempPath);
+      try {
+        this.hooks.afterTempCreated?.();
+        writeSync(fd, text);
+        const { ino, size } = fstatSync(fd);
+        this.pinned = { fd, ino, size, linked: false };
+      } catch (error) {
+        closeSync(fd);
+        unlinkQuietly(this.tempPath);
+        throw error;
+      }
+      return this.pinned;
+    }
+    const pinned = this.pinned;
+    try {
+      this.hooks.afterTempCreated?.();
+      const size = writeSync(pinned.fd, text, 0);
+      if (size < pinned.size) ftruncateSync(pinned.fd, size);
+      pinned.size = size;
+    } catch (error) {
+      this.dropPinned();
+      throw error;
+    }
+    return pinned;
+  }
+
+  /** The lock path was just replaced or removed by us: whatever it was, it is not our pinned temp now. */
+  private unpin(): void {
+    if (this.pinned) this.pinned.linked = false;
+  }
+
+  /** Forgets the pinned temp: closes it and removes the temp name (the lock name, if any, keeps the file). */
+  private dropPinned(): void {
+    if (!this.pinned) return;
+    closeSync(this.pinned.fd);
+    this.pinned = undefined;
+    unlinkQuietly(this.tempPath);
   }
 
   private epochDescriptor: number | undefined;
@@ -264,13 +346,25 @@ export class LeaseFile {
 
   /**
    * Deletes claims left by dead claimants on contents that are gone (safe: tokens never return),
-   * and the temp files of processes that died mid-write (named by their pid).
+   * and the temp files of dead processes.
    */
   sweepClaims(currentToken: string | undefined): void {
-    for (const name of readdirSync(this.dir)) {
+    const names = readdirSync(this.dir);
+    for (const name of names) {
       const claim = /^scheduler\.lock\.claim\.([0-9a-f]+)\.\d+$/.exec(name);
       if (claim && claim[1] !== currentToken) unlinkQuietly(join(this.dir, name));
-      const temp = /^\.(?:scheduler\.lock|claim)\.(\d+)\.tmp$/.exec(name);
+    }
+    this.sweepTemps(names);
+  }
+
+  /**
+   * Deletes the temp files of dead processes (named by their pid): those killed mid-write, and
+   * the pinned temps of those killed while holding or after. Removing a temp name is always safe:
+   * when it is a second name of a live lock, the lock name keeps the file.
+   */
+  sweepTemps(names: readonly string[] = readdirSync(this.dir)): void {
+    for (const name of names) {
+      const temp = /^\.(?:scheduler\.lock|claim|scheduler\.lock\.next)\.(\d+)(?:\.\d+)?\.tmp$/.exec(name);
       if (temp && Number(temp[1]) !== process.pid && !processExists(Number(temp[1]))) unlinkQuietly(join(this.dir, name));
     }
   }
@@ -317,11 +411,12 @@ export class LeaseFile {
     return join(this.dir, `scheduler.lock.claim.${token}.${level}`);
   }
 
+  /** A fresh temp file for a transition, which renames it over the lock. */
   private writeTemp(lock: LeaseLock): { path: string; stamp: LockStamp } {
-    // One temp name per process, reused: every use is a synchronous write → link/rename →
-    // unlink, so two can never overlap in one process, and a fixed name keeps the directory
-    // from filling with the dentries of names used once (measured: half the cost of a cycle).
-    const path = join(this.dir, `.scheduler.lock.${process.pid}.tmp`);
+    // One name per process, reused: every use is a synchronous write → rename, so two can never
+    // overlap in one process, and a fixed name keeps the directory from filling with the
+    // dentries of names used once (measured: half the cost of a cycle).
+    const path = join(this.dir, `.scheduler.lock.next.${process.pid}.tmp`);
     return { path, stamp: writeWhole(path, `${JSON.stringify(lock)}\n`, this.hooks.afterTempCreated) };
   }
 

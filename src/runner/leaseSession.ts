@@ -74,32 +74,42 @@ export async function acquireLease(options: AcquireLeaseOptions): Promise<LeaseH
   const blockedBy: Array<{ ownerId: string | null; pid: unknown; hostname: string | null; epoch: number | null }> = [];
   let lastHolder: string | undefined;
 
-  for (;;) {
-    options.signal?.throwIfAborted();
-    const outcome = ops.tryAcquire();
-    if (outcome.kind === 'acquired') {
-      try {
-        return hold(ops, outcome.lock, outcome.predecessor, { ...options, timings, wardenDir, waitedMs: Date.now() - started, blockedBy });
-      } catch (error) {
-        // No log to hold it with (a malformed log, say): give the lease back at once.
-        ops.release(outcome.lock);
-        throw error;
+  try {
+    return await acquireLoop();
+  } catch (error) {
+    // Not held (refused, aborted, or no log to hold it with): nothing of this attempt stays open.
+    ops.close();
+    throw error;
+  }
+
+  async function acquireLoop(): Promise<LeaseHandle> {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const outcome = ops.tryAcquire();
+      if (outcome.kind === 'acquired') {
+        try {
+          return hold(ops, outcome.lock, outcome.predecessor, { ...options, timings, wardenDir, waitedMs: Date.now() - started, blockedBy });
+        } catch (error) {
+          // No log to hold it with (a malformed log, say): give the lease back at once.
+          ops.release(outcome.lock);
+          throw error;
+        }
       }
+      if (outcome.kind === 'retry') {
+        // Lost a race for a claim: let the winner finish before looking again.
+        await new Promise((resolveTurn) => setImmediate(resolveTurn));
+        continue;
+      }
+      const key = outcome.holder?.lockId ?? 'unreadable';
+      if (key !== lastHolder) {
+        lastHolder = key;
+        const h = outcome.holder;
+        blockedBy.push({ ownerId: h?.ownerId ?? null, pid: h?.pid ?? null, hostname: h?.hostname ?? null, epoch: h?.epoch ?? null });
+        options.onBlocked?.(h, outcome.reason);
+      }
+      if (!options.wait) throw new LeaseHeldError(outcome.holder ?? undefined, resolve(options.dir));
+      await lockMayHaveChanged(wardenDir, probeIntervalMs, options.signal);
     }
-    if (outcome.kind === 'retry') {
-      // Lost a race for a claim: let the winner finish before looking again.
-      await new Promise((resolveTurn) => setImmediate(resolveTurn));
-      continue;
-    }
-    const key = outcome.holder?.lockId ?? 'unreadable';
-    if (key !== lastHolder) {
-      lastHolder = key;
-      const h = outcome.holder;
-      blockedBy.push({ ownerId: h?.ownerId ?? null, pid: h?.pid ?? null, hostname: h?.hostname ?? null, epoch: h?.epoch ?? null });
-      options.onBlocked?.(h, outcome.reason);
-    }
-    if (!options.wait) throw new LeaseHeldError(outcome.holder ?? undefined, resolve(options.dir));
-    await lockMayHaveChanged(wardenDir, probeIntervalMs, options.signal);
   }
 }
 

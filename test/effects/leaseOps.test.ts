@@ -1,4 +1,4 @@
-import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, readdirSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -143,9 +143,15 @@ describe('recovering a stale lock', () => {
     const { dir, ops, lockPath } = setup();
     mkdirSync(dir, { recursive: true });
     writeFileSync(lockPath, JSON.stringify(foreignLock()));
-    const a = ops().tryAcquire();
+    const taker = ops();
+    const a = taker.tryAcquire();
     if (a.kind !== 'acquired') throw new Error(a.kind);
-    ops().renew(a.lock);
+    const renewer = ops();
+    renewer.renew(a.lock);
+    expect(readdirSync(dir).filter((n) => n.includes('claim'))).toEqual([]);
+    // Each instance keeps one temp file of its own (see "the pinned temp file") until closed.
+    taker.close();
+    renewer.close();
     expect(readdirSync(dir).filter((n) => n.includes('claim') || n.endsWith('.tmp'))).toEqual([]);
   });
 });
@@ -217,14 +223,79 @@ describe('races with a paused contender', () => {
 
 describe('a temp file left behind by a dead process with our pid', () => {
   it('is never rewritten in place: it may be the inode of the live lock', () => {
-    const { dir, ops, lockPath, readLock } = setup();
+    const { ops, lockPath, readLock } = setup();
     const holder = ops('holder').tryAcquire();
     if (holder.kind !== 'acquired') throw new Error(holder.kind);
-    // As a process with this pid, SIGKILLed between link() and unlinking its temp, leaves it:
-    // a second name of the lock file itself.
-    linkSync(lockPath, join(dir, `.scheduler.lock.${process.pid}.tmp`));
+    // A process with this pid, SIGKILLed while holding, leaves its temp: a second name of the
+    // lock file itself — under the name the next instance here will use.
+    const other = ops('other');
+    linkSync(lockPath, other.file.tempPath);
     // Another owner in this process (same pid) tries, and must not touch the holder's lock.
-    expect(ops('other').tryAcquire()).toMatchObject({ kind: 'blocked', holder: { ownerId: 'holder' } });
+    expect(other.tryAcquire()).toMatchObject({ kind: 'blocked', holder: { ownerId: 'holder' } });
     expect(readLock()).toEqual(holder.lock);
+  });
+});
+
+describe('the pinned temp file (reused between acquisitions)', () => {
+  const cycle = (o: LeaseOps) => {
+    const a = o.tryAcquire();
+    if (a.kind !== 'acquired') throw new Error(a.kind);
+    return a.lock;
+  };
+
+  it('is rewritten in place only once the lock is no longer a second name of it', () => {
+    const { dir, ops, lockPath, readLock } = setup();
+    const me = ops();
+    const first = cycle(me);
+    const pinnedIno = statSync(me.file.tempPath).ino;
+    expect(statSync(lockPath).ino).toBe(pinnedIno);
+    // Asking again while holding: the temp is the lock now, so it is not rewritten.
+    expect(me.tryAcquire()).toMatchObject({ kind: 'acquired', alreadyHeld: true, lock: first });
+    expect(readLock()).toEqual(first);
+    expect(me.release(first)).toBe('released');
+    // Released: the temp file waiting for the next lock (a fresh one, since the temp that was the
+    // lock got dropped when asked again) carries it, rewritten whole before it is linked.
+    const waiting = statSync(me.file.tempPath).ino;
+    expect(waiting).not.toBe(pinnedIno);
+    const second = cycle(me);
+    expect(statSync(lockPath).ino).toBe(waiting);
+    expect(readLock()).toEqual(second);
+    expect(second.epoch).toBe(first.epoch + 1);
+    me.release(second);
+    me.close();
+    expect(readdirSync(dir).sort()).toEqual(['scheduler.epoch']);
+  });
+
+  it('never rewrites the lock when it was taken over or renewed away from it', () => {
+    const { ops, lockPath, readLock } = setup();
+    const me = ops();
+    const mine = cycle(me);
+    // The lock (a second name of my temp) is removed behind my back and another owner takes it.
+    unlinkSync(lockPath);
+    const other = ops('other');
+    const theirs = cycle(other);
+    expect(me.release(mine)).toBe('not ours');
+    expect(me.tryAcquire()).toMatchObject({ kind: 'blocked', holder: { ownerId: 'other' } });
+    expect(readLock()).toEqual(theirs);
+    // The other holder renews (its lock moves to a fresh file), releases, and I take the name:
+    // my pinned temp was never the lock after all this, and neither file is touched twice.
+    const renewed = other.renew(theirs);
+    if (renewed.kind !== 'renewed') throw new Error(renewed.kind);
+    expect(statSync(lockPath).ino).not.toBe(statSync(other.file.tempPath).ino);
+    expect(other.release(renewed.lock)).toBe('released');
+    const again = cycle(me);
+    expect(readLock()).toEqual(again);
+    // A renewal of mine leaves my pinned temp free: the next acquisition there is whole again.
+    const renewedMine = me.renew(again);
+    if (renewedMine.kind !== 'renewed') throw new Error(renewedMine.kind);
+    const lockIno = statSync(lockPath).ino;
+    expect(me.release(renewedMine.lock)).toBe('released');
+    const last = cycle(me);
+    expect(readLock()).toEqual(last);
+    expect(statSync(lockPath).ino).not.toBe(lockIno);
+    me.close();
+    other.close();
+    // Closing removes only the temp names: the lock stays.
+    expect(readLock()).toEqual(last);
   });
 });

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { firstValueFrom, filter } from 'rxjs';
 import { describe, expect, it } from 'vitest';
@@ -36,7 +36,10 @@ describe('acquireLease', () => {
     const refused = acquireLease({ dir, ownerId: 'second', releaseOnExit: false });
     await expect(refused).rejects.toBeInstanceOf(LeaseHeldError);
     await expect(refused).rejects.toMatchObject({ exitCode: 75, holder: { ownerId: 'first', epoch: 1 } });
+    // The refused attempt keeps nothing (its temp file is removed); the holder's temp file is the lock.
+    expect(readdirSync(join(dir, '.warden')).filter((n) => n.endsWith('.tmp'))).toHaveLength(1);
     first.release();
+    expect(readdirSync(join(dir, '.warden')).filter((n) => n.endsWith('.tmp') || n.startsWith('scheduler.lock'))).toEqual([]);
   });
 
   it('waits passively and takes the lease when the holder lets go, recording whom it waited behind', async () => {
