@@ -143,3 +143,60 @@ export class LeaseLostError extends WardenError {
     this.name = 'LeaseLostError';
   }
 }
+
+/** A system tool Warden needs (flock, tmux, setpriv) is missing or failed to run. */
+export class ToolError extends WardenError {
+  readonly code = 'tool';
+  readonly exitCode = 2;
+  constructor(
+    readonly tool: string,
+    readonly reason: string,
+  ) {
+    super(`${tool}: ${reason}`);
+    this.name = 'ToolError';
+  }
+}
+
+/** A coordination lock (flock) stayed taken past its timeout. */
+export class FlockTimeoutError extends WardenError {
+  readonly code = 'flock_timeout';
+  readonly exitCode = 75;
+  constructor(
+    readonly path: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`${path}: could not take the coordination lock within ${timeoutMs} ms (another process holds it)`);
+    this.name = 'FlockTimeoutError';
+  }
+}
+
+/** A worker's identity lock is held by another live owner. */
+export class LockHeldError extends WardenError {
+  readonly code = 'lock_held';
+  readonly exitCode = 75;
+  constructor(
+    readonly worker: string,
+    readonly holder: { pid: unknown; session_id?: string; hostname?: string; acquired_at?: string } | null,
+    readonly reason: string,
+  ) {
+    super(
+      holder
+        ? `${worker} is locked by PID ${String(holder.pid)} (session: ${holder.session_id ?? ''}, host: ${holder.hostname ?? '?'}, acquired: ${holder.acquired_at ?? '?'}): ${reason}`
+        : `${worker} is locked: ${reason}`,
+    );
+    this.name = 'LockHeldError';
+  }
+}
+
+/** A worker lock file that cannot be read as one (not JSON, wrong types, too large, a directory). */
+export class LockFormatError extends WardenError {
+  readonly code = 'lock_format';
+  readonly exitCode = 2;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: invalid lock file: ${reason}`);
+    this.name = 'LockFormatError';
+  }
+}

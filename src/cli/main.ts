@@ -5,11 +5,22 @@ import { warn } from './output.js';
 
 // Each command's module is loaded only when it runs: startup is most of a short command's time.
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
+  doctor: {
+    run: async (argv) => (await import('./doctorCommand.js')).doctorCommand(argv),
+    usage: 'warden doctor [ROOT] [--fix] [--json] [--tmux-socket NAME] [--skip NAME]… [--no-default-skips] [--dir D]',
+    summary: 'find every worker lock under ROOT: live, stale, orphaned, foreign, unreadable; --fix removes stale ones',
+  },
   lease: {
     run: async (argv) => (await import('./leaseCommand.js')).leaseCommand(argv),
     usage:
       'warden lease run [--dir D] [--id ID] [--wait] [--probe-ms N] [--ttl-ms N] [--grace-ms N] -- CMD… | warden lease status [--dir D] [--json]',
     summary: 'run CMD while holding the project lease (like flock); or show who holds it',
+  },
+  lock: {
+    run: async (argv) => (await import('./lockCommand.js')).lockCommand(argv),
+    usage:
+      'warden lock acquire|release|status|check WORKER [--pid P] [--session S] [--force] [--json] [--tmux-socket NAME] | warden lock run WORKER [--session S] [--wait] [--probe-ms N] -- CMD…',
+    summary: "a worker's identity lock (gastown-compatible .runtime/agent.lock); run CMD while holding it (like flock)",
   },
   log: {
     run: async (argv) => (await import('./logCommand.js')).logCommand(argv),

@@ -1,0 +1,63 @@
+import { lstatSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { doctor, doctorExitCode } from '../effects/doctor.js';
+import { DEFAULT_SKIP_DIRS } from '../effects/lockScan.js';
+import { defaultProbes } from '../effects/sessionProbes.js';
+import { loadConfig } from '../store/config.js';
+import { displayPath, parsing } from './args.js';
+import { Output } from './output.js';
+
+/** `warden doctor [ROOT] [--fix] [--json]`: every worker lock under ROOT, judged; stale ones removed with --fix. */
+export async function doctorCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('doctor', () =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        fix: { type: 'boolean' },
+        json: { type: 'boolean' },
+        dir: { type: 'string' },
+        'tmux-socket': { type: 'string' },
+        skip: { type: 'string', multiple: true },
+        'no-default-skips': { type: 'boolean' },
+      },
+    }),
+  );
+  if (positionals.length > 1) throw new UsageError(`doctor: expected at most one ROOT, got ${positionals.length}`);
+  const root = resolve(positionals[0] ?? '.');
+  let rootStat;
+  try {
+    rootStat = lstatSync(root);
+  } catch (error) {
+    throw new UsageError(`doctor: ${root}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : String((error as Error).message)}`);
+  }
+  if (!rootStat.isDirectory() && !rootStat.isSymbolicLink()) throw new UsageError(`doctor: ${root}: not a directory`);
+  for (const name of values.skip ?? []) {
+    if (name === '' || name.includes('/')) throw new UsageError(`doctor: --skip: expected a directory name, got "${name}"`);
+  }
+  const config = loadConfig(resolve(values.dir ?? '.'));
+  const base = values['no-default-skips'] ? [] : (config.doctor?.skipDirs ?? DEFAULT_SKIP_DIRS);
+  const report = await doctor(root, {
+    fix: values.fix ?? false,
+    probes: defaultProbes({ tmuxSocket: values['tmux-socket'] ?? config.tmux?.socket }),
+    skipDirs: [...base, ...(values.skip ?? [])],
+  });
+
+  const out = new Output();
+  if (values.json) {
+    out.line(JSON.stringify(report));
+  } else {
+    out.line(`${report.locks.length} worker lock${report.locks.length === 1 ? '' : 's'} under ${displayPath(root)} (${report.scanned.dirs} directories read, ${report.scanned.skipped} skipped by name)`);
+    for (const lock of report.locks) {
+      const who = lock.state === 'corrupt' ? '' : ` PID ${String(lock.pid)}${lock.session_id ? ` session ${lock.session_id}` : ''}${lock.hostname ? ` on ${lock.hostname}` : ''}`;
+      out.line(`  ${lock.state.padEnd(8)} ${displayPath(lock.worker)}${who} — ${lock.reason}`);
+    }
+    for (const probe of report.probes) out.line(`probe ${probe.probe}: ${probe.ok ? probe.detail : `FAILED: ${probe.detail}`}`);
+    for (const finding of report.findings) out.line(`${finding.fixed ? 'fixed' : finding.severity}: ${finding.message}`);
+    if (report.findings.length === 0) out.line('no findings');
+  }
+  await out.end();
+  return doctorExitCode(report);
+}

@@ -1,0 +1,176 @@
+import { watch } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LockHeldError, UsageError } from '../errors.js';
+import { startGuardedCommand } from '../effects/guardedCommand.js';
+import { currentIdentity, isValidPid } from '../effects/processIdentity.js';
+import { defaultProbes } from '../effects/sessionProbes.js';
+import {
+  RUNTIME_DIR,
+  acquireWorkerLock,
+  checkWorkerLock,
+  forceReleaseWorkerLock,
+  ownerOf,
+  releaseWorkerLock,
+  workerLockStatus,
+  type LockOwner,
+  type WorkerLockOptions,
+} from '../effects/workerLock.js';
+import { loadConfig } from '../store/config.js';
+import { parsing, positiveInteger } from './args.js';
+import { Output, warn } from './output.js';
+
+const SUBCOMMANDS = ['acquire', 'release', 'status', 'check', 'run'] as const;
+
+/** `warden lock acquire|release|status|check|run WORKER …`. */
+export async function lockCommand(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!SUBCOMMANDS.includes(sub as (typeof SUBCOMMANDS)[number])) {
+    throw new UsageError(`lock: expected one of ${SUBCOMMANDS.join(', ')}, got ${sub === undefined ? 'nothing' : `"${sub}"`}`);
+  }
+  if (sub === 'run') return lockRun(rest);
+  const { values, positionals } = parsing(`lock ${sub}`, () =>
+    parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: {
+        pid: { type: 'string' },
+        session: { type: 'string' },
+        json: { type: 'boolean' },
+        force: { type: 'boolean' },
+        dir: { type: 'string' },
+        'tmux-socket': { type: 'string' },
+      },
+    }),
+  );
+  const worker = workerOf(`lock ${sub}`, positionals);
+  if (values.force && sub !== 'release') throw new UsageError(`lock ${sub}: --force is for release only`);
+  if (values.session !== undefined && sub !== 'acquire') throw new UsageError(`lock ${sub}: --session is for acquire and run only`);
+  const owner = ownerFrom(values.pid);
+  const options = lockOptions(values.dir, values['tmux-socket']);
+  const out = new Output();
+  const print = (json: unknown, text: string) => out.line(values.json ? JSON.stringify(json) : text);
+  let code = 0;
+
+  if (sub === 'acquire') {
+    const result = await acquireWorkerLock(worker, { owner, session: values.session }, options);
+    const words = {
+      acquired: 'acquired',
+      refreshed: 'refreshed (already held by this owner)',
+      'took-over': `took over a stale lock (${result.kind === 'took-over' ? result.judgement.reason : ''})`,
+      'replaced-corrupt': `replaced an unreadable lock (${result.kind === 'replaced-corrupt' ? `${result.reason}; kept as ${result.keptAs}` : ''})`,
+    }[result.kind];
+    print(result, `${worker}: ${words}: PID ${String(result.lock.pid)}${result.lock.session_id ? ` (session: ${result.lock.session_id})` : ''}`);
+  } else if (sub === 'release' && values.force) {
+    const result = await forceReleaseWorkerLock(worker, options);
+    print(result, `${worker}: ${result.kind === 'unlocked' ? 'was not locked' : result.kind === 'released' ? `removed the lock of PID ${String(result.previous.pid)}` : `moved an unreadable lock aside (${result.reason}) to ${result.keptAs}`}`);
+  } else if (sub === 'release') {
+    const result = await releaseWorkerLock(worker, { owner }, options);
+    print({ kind: result }, `${worker}: ${result === 'released' ? 'released' : result === 'unlocked' ? 'was not locked' : `not released: the lock is not PID ${owner.pid}'s`}`);
+    if (result === 'not ours') code = 1;
+  } else if (sub === 'status') {
+    const status = await workerLockStatus(worker, { owner }, options);
+    print(status, status.judgement && status.state !== 'stale' && status.state !== 'live' ? `${status.status} [${status.state}: ${status.judgement.reason}]` : status.status);
+  } else {
+    const result = await checkWorkerLock(worker, { owner }, options);
+    print(result, `${worker}: ${result.kind === 'unlocked' ? 'unlocked' : result.kind === 'ours' ? 'locked (by us)' : `removed a stale lock (${result.judgement.reason})`}`);
+  }
+  await out.end();
+  return code;
+}
+
+/** Like flock(1): CMD runs while this warden process holds WORKER's identity lock; exit = CMD's. */
+async function lockRun(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('lock run', () =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        session: { type: 'string' },
+        wait: { type: 'boolean' },
+        'probe-ms': { type: 'string' },
+        dir: { type: 'string' },
+        'tmux-socket': { type: 'string' },
+      },
+    }),
+  );
+  const dashes = argv.indexOf('--');
+  if (dashes < 0) throw new UsageError('lock run: no command given (warden lock run WORKER [options] -- CMD…)');
+  const [workerArg, command, ...args] = positionals;
+  if (workerArg === undefined) throw new UsageError('lock run: no WORKER given');
+  if (command === undefined) throw new UsageError('lock run: no command given (warden lock run WORKER [options] -- CMD…)');
+  const worker = resolve(workerArg);
+  const probeMs = positiveInteger('probe-ms', values['probe-ms']) ?? 1_000;
+  const options = lockOptions(values.dir, values['tmux-socket']);
+  // The owner is this warden process: it lives exactly as long as CMD runs under the lock.
+  const owner = currentIdentity();
+  let lastHolder: string | undefined;
+  for (;;) {
+    try {
+      await acquireWorkerLock(worker, { owner, session: values.session }, options);
+      break;
+    } catch (error) {
+      if (!(error instanceof LockHeldError) || !values.wait) throw error;
+      if (error.message !== lastHolder) warn(`${error.message}; waiting`);
+      lastHolder = error.message;
+      await runtimeChangeOr(join(worker, RUNTIME_DIR), probeMs);
+    }
+  }
+
+  const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) });
+  let signalled: NodeJS.Signals | undefined;
+  const forward = (signal: NodeJS.Signals) => {
+    signalled = signal;
+    child.signal(signal);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
+  const result = await child.exited;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, forward);
+  if ((await releaseWorkerLock(worker, { owner }, options)) === 'not ours') warn(`${worker}: the lock was no longer ours at release; left it alone`);
+  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15, SIGKILL: 9 };
+  if (signalled) return 128 + (numbers[signalled] ?? 0);
+  return result.exitCode ?? 128 + (numbers[result.signal ?? ''] ?? 0);
+}
+
+function workerOf(command: string, positionals: string[]): string {
+  if (positionals.length === 0) throw new UsageError(`${command}: no WORKER directory given`);
+  if (positionals.length > 1) throw new UsageError(`${command}: expected one WORKER, got ${positionals.length} arguments`);
+  return resolve(positionals[0]!);
+}
+
+/**
+ * The owner a lock is taken or judged for: `--pid P`, else the process that ran warden (its
+ * parent), so a lock taken from a script lives as long as the script. Never warden's own pid.
+ */
+function ownerFrom(pid: string | undefined): LockOwner {
+  if (pid === undefined) return ownerOf(process.ppid);
+  const n = Number(pid);
+  if (!/^[0-9]+$/.test(pid) || !isValidPid(n)) throw new UsageError(`--pid: expected a process id (a positive integer below 2^31), got "${pid}"`);
+  return ownerOf(n);
+}
+
+/** Session probes on the tmux server named by --tmux-socket, else the config's tmux.socket. */
+export function lockOptions(dir: string | undefined, tmuxSocket: string | undefined): WorkerLockOptions {
+  const config = loadConfig(resolve(dir ?? '.'));
+  return { probes: defaultProbes({ tmuxSocket: tmuxSocket ?? config.tmux?.socket }) };
+}
+
+/** Resolves when the worker's `.runtime` changes (a release) or after one probe interval (a death). */
+function runtimeChangeOr(dir: string, ms: number): Promise<void> {
+  return new Promise((resolvePromise) => {
+    let watcher: ReturnType<typeof watch> | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      resolvePromise();
+    };
+    const timer = setTimeout(done, ms);
+    try {
+      watcher = watch(dir, (_event, name) => {
+        if (name === null || name === 'agent.lock') done();
+      });
+    } catch {
+      // No .runtime yet: the probe interval alone.
+    }
+  });
+}
