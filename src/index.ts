@@ -11,6 +11,40 @@ export { acquireLease, type AcquireLeaseOptions, type LeaseHandle, type LeaseSta
 export { LeaseOps, DEFAULT_LEASE_TIMINGS, type LeaseTimings, type LeaseStatus, type AcquireOutcome } from './effects/leaseOps.js';
 export { leaseLockSchema, type LeaseLock } from './effects/leaseFile.js';
 export { judgeOwner, currentIdentity, type ProcessIdentity, type OwnerLiveness } from './effects/processIdentity.js';
+export {
+  acquireWorkerLock,
+  releaseWorkerLock,
+  forceReleaseWorkerLock,
+  checkWorkerLock,
+  workerLockStatus,
+  readWorkerLock,
+  judgeLock,
+  ownerOf,
+  lockPathOf,
+  workerLockSchema,
+  type WorkerLockInfo,
+  type LockOwner,
+  type LockState,
+  type LockJudgement,
+  type AcquireResult,
+  type CheckResult,
+  type WorkerLockStatus,
+  type WorkerLockOptions,
+} from './effects/workerLock.js';
+export { findAllLocks, DEFAULT_SKIP_DIRS, type ScanResult, type FoundLock, type ScanProblem, type ScanOptions } from './effects/lockScan.js';
+export { doctor, doctorExitCode, type DoctorReport, type DoctorLock, type Finding, type DoctorOptions } from './effects/doctor.js';
+export {
+  tmuxProbe,
+  wardenJobProbe,
+  defaultProbes,
+  takeSnapshots,
+  sessionVerdict,
+  WARDEN_JOB_SESSION_PREFIX,
+  type SessionProbe,
+  type SessionSnapshot,
+  type SessionVerdict,
+} from './effects/sessionProbes.js';
+export { withFlock } from './effects/flock.js';
 export { SimulatedClock } from 'xstate';
 
 export { LogWriter, type FsyncMode, type LogWriterOptions, type TornTail } from './store/logWriter.js';
@@ -38,4 +72,8 @@ export {
   LeaseFormatError,
   LeaseHeldError,
   LeaseLostError,
+  LockHeldError,
+  LockFormatError,
+  FlockTimeoutError,
+  ToolError,
 } from './errors.js';

@@ -6,7 +6,7 @@ import { doctor, doctorExitCode } from '../effects/doctor.js';
 import { DEFAULT_SKIP_DIRS } from '../effects/lockScan.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
 import { loadConfig } from '../store/config.js';
-import { displayPath, parsing } from './args.js';
+import { displayPath, parsing, positiveInteger } from './args.js';
 import { Output } from './output.js';
 
 /** `warden doctor [ROOT] [--fix] [--json]`: every worker lock under ROOT, judged; stale ones removed with --fix. */
@@ -22,6 +22,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
         'tmux-socket': { type: 'string' },
         skip: { type: 'string', multiple: true },
         'no-default-skips': { type: 'boolean' },
+        'probe-timeout-ms': { type: 'string' },
       },
     }),
   );
@@ -41,7 +42,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   const base = values['no-default-skips'] ? [] : (config.doctor?.skipDirs ?? DEFAULT_SKIP_DIRS);
   const report = await doctor(root, {
     fix: values.fix ?? false,
-    probes: defaultProbes({ tmuxSocket: values['tmux-socket'] ?? config.tmux?.socket }),
+    probes: defaultProbes({ tmuxSocket: values['tmux-socket'] ?? config.tmux?.socket, timeoutMs: positiveInteger('probe-timeout-ms', values['probe-timeout-ms']) }),
     skipDirs: [...base, ...(values.skip ?? [])],
   });
 

@@ -7,7 +7,7 @@ import { warn } from './output.js';
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
   doctor: {
     run: async (argv) => (await import('./doctorCommand.js')).doctorCommand(argv),
-    usage: 'warden doctor [ROOT] [--fix] [--json] [--tmux-socket NAME] [--skip NAME]… [--no-default-skips] [--dir D]',
+    usage: 'warden doctor [ROOT] [--fix] [--json] [--tmux-socket NAME] [--probe-timeout-ms N] [--skip NAME]… [--no-default-skips] [--dir D]',
     summary: 'find every worker lock under ROOT: live, stale, orphaned, foreign, unreadable; --fix removes stale ones',
   },
   lease: {

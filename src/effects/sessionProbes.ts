@@ -68,22 +68,42 @@ export function tmuxProbe(options: TmuxProbeOptions = {}): SessionProbe {
   const serverArgs = options.socket ? ['-L', options.socket] : [];
 
   async function ask(args: string[]): Promise<{ ok: true; lines: string[] } | { ok: false; noServer: boolean; reason: string }> {
-    // No terminal and no stdin: nothing can wait for an answer from a person.
-    const result = await execa(command, [...serverArgs, ...args], {
+    // No terminal and no stdin: nothing can wait for an answer from a person. Detached, the
+    // command leads a process group (and session) of its own, so a timeout kills everything it
+    // started: a child left holding its stdout would otherwise keep the answer from ever arriving.
+    const subprocess = execa(command, [...serverArgs, ...args], {
       stdin: 'ignore',
       reject: false,
-      timeout: timeoutMs,
-      forceKillAfterDelay: 1_000,
+      detached: true,
       env: { TMUX: '' },
       extendEnv: true,
     });
-    if (result.timedOut) return { ok: false, noServer: false, reason: `timed out after ${timeoutMs} ms` };
-    if ((result as { code?: string }).code === 'ENOENT') return { ok: false, noServer: false, reason: `${command} not found on PATH` };
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
+      } catch {
+        // the group is gone already
+      }
+    }, timeoutMs);
+    const result = await subprocess;
+    clearTimeout(timer);
+    if (timedOut) {
+      const gone = await groupGone(subprocess.pid, 2_000);
+      return { ok: false, noServer: false, reason: `timed out after ${timeoutMs} ms${gone ? '' : `; process group ${String(subprocess.pid)} still there 2 s after SIGKILL`}` };
+    }
+    const code = (result as { code?: string }).code;
+    if (code === 'ENOENT') return { ok: false, noServer: false, reason: `${command} not found` };
     if (result.exitCode === 0) return { ok: true, lines: String(result.stdout).split('\n').filter((l) => l !== '') };
+    if (result.exitCode === undefined && result.signal === undefined) {
+      return { ok: false, noServer: false, reason: `cannot run ${command}: ${code ?? result.shortMessage}` };
+    }
     const stderr = String(result.stderr).trim();
     // tmux's words for "there is no server on that socket", which means: no sessions at all.
     const noServer = /no server running|error connecting to .*\(No such file or directory\)/i.test(stderr);
-    return { ok: false, noServer, reason: stderr.split('\n')[0] || `exit ${String(result.exitCode)}` };
+    const exit = result.signal !== undefined ? `killed by ${result.signal}` : `exit ${String(result.exitCode)}`;
+    return { ok: false, noServer, reason: stderr.split('\n')[0] || exit };
   }
 
   return {
@@ -174,4 +194,43 @@ export function wardenJobProbe(options: WardenJobProbeOptions = {}): SessionProb
 /** The probes Warden uses unless told otherwise: Warden's own jobs, and tmux on `tmuxSocket`. */
 export function defaultProbes(options: { tmuxSocket?: string; timeoutMs?: number } = {}): SessionProbe[] {
   return [wardenJobProbe(), tmuxProbe({ socket: options.tmuxSocket, timeoutMs: options.timeoutMs })];
+}
+
+/**
+ * Waits until no live process is left in the group (a SIGKILL takes effect asynchronously, and
+ * the group's other members are not our children, so there is no exit event to await); false at
+ * the deadline. A zombie nobody reaps has exited: it does not count.
+ */
+async function groupGone(pgid: number | undefined, withinMs: number): Promise<boolean> {
+  if (pgid === undefined) return true;
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    if (liveMembers(pgid) === 0) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** How many processes of group `pgid` are alive (not zombies), from /proc; 0 where /proc is missing. */
+function liveMembers(pgid: number): number {
+  let count = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return 0;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // Fields after the last ')': state, ppid, pgrp, …
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') count++;
+  }
+  return count;
 }
