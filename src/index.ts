@@ -32,7 +32,7 @@ export {
   type WorkerLockOptions,
 } from './effects/workerLock.js';
 export { findAllLocks, DEFAULT_SKIP_DIRS, type ScanResult, type FoundLock, type ScanProblem, type ScanOptions } from './effects/lockScan.js';
-export { doctor, doctorExitCode, type DoctorReport, type DoctorLock, type Finding, type DoctorOptions } from './effects/doctor.js';
+export { doctor, doctorExitCode, detectCollisions, cleanStaleLocks, type DoctorReport, type DoctorLock, type Finding, type DoctorOptions } from './effects/doctor.js';
 export {
   tmuxProbe,
   wardenJobProbe,

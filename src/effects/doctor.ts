@@ -151,3 +151,23 @@ function findingFor(worker: string, path: string, pid: unknown, judgement: LockJ
       return { kind: 'foreign', severity: 'note', worker, path, message: `lock in ${worker} held by PID ${String(pid)} on another host: ${judgement.reason}` };
   }
 }
+
+/**
+ * gastown's DetectCollisions: stale, orphaned, undecided and foreign locks (and what kept the
+ * scan or the probes from seeing everything), as findings with a message each. Changes nothing.
+ * @example (await detectCollisions('/town')).map((f) => f.message)
+ */
+export async function detectCollisions(root: string, options: Omit<DoctorOptions, 'fix'> = {}): Promise<Finding[]> {
+  return (await doctor(root, { ...options, fix: false })).findings;
+}
+
+/**
+ * gastown's CleanStaleLocks: removes every lock under `root` whose PID is dead (or reused) and
+ * whose session is not alive, each re-judged under its flock first; returns the worker dirs
+ * cleaned and what was found.
+ * @example const { cleaned } = await cleanStaleLocks('/town', { probes: defaultProbes({ tmuxSocket: 'gt' }) })
+ */
+export async function cleanStaleLocks(root: string, options: Omit<DoctorOptions, 'fix'> = {}): Promise<{ cleaned: string[]; findings: Finding[] }> {
+  const report = await doctor(root, { ...options, fix: true });
+  return { cleaned: report.cleaned, findings: report.findings };
+}

@@ -3,7 +3,10 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileS
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { cleanStaleLocks, detectCollisions } from '../../src/effects/doctor.js';
 import { findAllLocks } from '../../src/effects/lockScan.js';
+import { tmuxProbe, wardenJobProbe } from '../../src/effects/sessionProbes.js';
+import { removeIfStillStale } from '../../src/effects/workerLock.js';
 import { currentIdentity, isZombie } from '../../src/effects/processIdentity.js';
 import { CLI, warden } from '../helpers/cli.js';
 import { processGone } from '../helpers/processes.js';
@@ -70,6 +73,68 @@ describe('findAllLocks', () => {
   });
 });
 
+describe('detectCollisions and cleanStaleLocks (the API)', () => {
+  const probes = [wardenJobProbe(), tmuxProbe({ socket: `warden-test-none-${process.pid}` })];
+
+  it('detects stale and orphaned locks with a message each; cleans stale and keeps live', async () => {
+    const root = tempDir();
+    const stale = lockIn(root, 'stale-worker', lock({ session_id: 'dead-session' }));
+    const orphan = lockIn(root, 'orphan-worker', lock({ pid: sleeper(), session_id: 'orphan-session' }));
+    const live = lockIn(root, 'live-worker', lock({ pid: sleeper() }));
+    const findings = await detectCollisions(root, { probes });
+    expect(findings.map((f) => [f.kind, f.worker, f.message])).toEqual(
+      expect.arrayContaining([
+        ['stale', stale, expect.stringMatching(/^stale lock in .*stale-worker: PID 999999999 dead; session dead-session gone$/)],
+        ['orphaned', orphan, expect.stringMatching(/^orphaned lock in .*orphan-worker: PID \d+ alive, but session orphan-session gone$/)],
+      ]),
+    );
+    expect(findings).toHaveLength(2);
+    expect(existsSync(join(stale, '.runtime', 'agent.lock'))).toBe(true);
+    const { cleaned } = await cleanStaleLocks(root, { probes });
+    expect(cleaned).toEqual([stale]);
+    expect([orphan, live].map((w) => existsSync(join(w, '.runtime', 'agent.lock')))).toEqual([true, true]);
+  });
+
+  it('a cleaner never removes a lock that changed after it was judged stale', async () => {
+    const root = tempDir();
+    const worker = lockIn(root, 'w', lock({}));
+    const path = join(worker, '.runtime', 'agent.lock');
+    const judged = findAllLocks(root).locks.get(worker)!.state;
+    if (judged.kind !== 'lock') throw new Error(judged.kind);
+    // Meanwhile a new agent takes the worker (gastown's two-cleaner race deleted this one).
+    const fresh = JSON.stringify(lock({ pid: sleeper() }));
+    writeFileSync(path, fresh);
+    expect(await removeIfStillStale(path, judged.bytes, { probes })).toEqual({ kind: 'changed' });
+    expect(readFileSync(path, 'utf8')).toBe(fresh);
+    // Same bytes but now alive (its session appeared): kept too.
+    const job = randomUUID();
+    sleeper({ WARDEN_JOB_ID: job });
+    const bytes = JSON.stringify(lock({ session_id: `warden-job:${job}` }));
+    writeFileSync(path, bytes);
+    expect(await removeIfStillStale(path, bytes, { probes })).toMatchObject({ kind: 'kept', judgement: { state: 'live' } });
+    expect(existsSync(path)).toBe(true);
+  });
+
+  it('concurrent cleaners and acquirers: no acquirer ever loses its fresh lock', async () => {
+    const root = tempDir();
+    const workers = Array.from({ length: 12 }, (_, i) => lockIn(root, `w${i}`, lock({ session_id: `dead-${i}` })));
+    const owners = workers.map(() => sleeper());
+    const runs = await Promise.all([
+      ...[0, 1, 2, 3].map(() => warden(['doctor', root, '--fix', '--json', ...NO_TMUX])),
+      ...workers.map((w, i) => warden(['lock', 'acquire', w, '--pid', String(owners[i]), ...NO_TMUX])),
+    ]);
+    const acquires = runs.slice(4);
+    // Every acquirer won (the old locks were all stale), and every one of their locks is still there.
+    expect(acquires.map((r) => r.code)).toEqual(Array(12).fill(0));
+    for (const [i, w] of workers.entries()) {
+      expect(JSON.parse(readFileSync(join(w, '.runtime', 'agent.lock'), 'utf8')).pid).toBe(owners[i]);
+    }
+    // Each stale lock was removed at most once in all, by a cleaner or taken over by its acquirer.
+    const cleaned = runs.slice(0, 4).flatMap((r) => (JSON.parse(r.stdout) as Report).cleaned);
+    expect(new Set(cleaned).size).toBe(cleaned.length);
+  }, 60_000);
+});
+
 describe('warden doctor', () => {
   it('stale → reported, and removed by --fix; live kept; orphaned reported; foreign noted; exit 1 then 0', async () => {
     const root = tempDir();
@@ -120,7 +185,13 @@ describe('warden doctor', () => {
     expect([stateOf(kept.report, byName), stateOf(kept.report, byId)]).toEqual(['live', 'live']);
     expect(kept.report.cleaned).toEqual([]);
     expect(kept.code).toBe(0);
-    // The default server does not know these sessions: asked there, both are stale.
+    // The config's tmux.socket names the same server.
+    mkdirSync(join(root, 'project', '.warden'), { recursive: true });
+    writeFileSync(join(root, 'project', '.warden', 'config.json'), JSON.stringify({ tmux: { socket: SOCKET } }));
+    const viaConfig = await doctorJson([root, '--dir', join(root, 'project')]);
+    expect([stateOf(viaConfig.report, byName), stateOf(viaConfig.report, byId)]).toEqual(['live', 'live']);
+    expect(viaConfig.report.probes.map((p) => p.probe)).toContain(`tmux -L ${SOCKET}`);
+    // Another server does not know these sessions: asked there, both are stale.
     const elsewhere = await doctorJson([root, ...NO_TMUX]);
     expect([stateOf(elsewhere.report, byName), stateOf(elsewhere.report, byId)]).toEqual(['stale', 'stale']);
 
