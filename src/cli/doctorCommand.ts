@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 import { doctor, doctorExitCode } from '../effects/doctor.js';
 import { DEFAULT_SKIP_DIRS } from '../effects/lockScan.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
-import { loadConfig } from '../store/config.js';
+import { loadConfig } from '../store/configFile.js';
 import { displayPath, parsing, positiveInteger } from './args.js';
 import { Output } from './output.js';
 
@@ -38,7 +38,7 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   for (const name of values.skip ?? []) {
     if (name === '' || name.includes('/')) throw new UsageError(`doctor: --skip: expected a directory name, got "${name}"`);
   }
-  const config = loadConfig(resolve(values.dir ?? '.'));
+  const config = await loadConfig(resolve(values.dir ?? '.'));
   const base = values['no-default-skips'] ? [] : (config.doctor?.skipDirs ?? DEFAULT_SKIP_DIRS);
   const report = await doctor(root, {
     fix: values.fix ?? false,

@@ -2,7 +2,6 @@ import { watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LockHeldError, UsageError } from '../errors.js';
-import { startGuardedCommand } from '../effects/guardedCommand.js';
 import { currentIdentity, isValidPid } from '../effects/processIdentity.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
 import {
@@ -16,7 +15,7 @@ import {
   type LockOwner,
   type WorkerLockOptions,
 } from '../effects/workerLock.js';
-import { loadConfig } from '../store/config.js';
+import { loadConfig } from '../store/configFile.js';
 import { parsing, positiveInteger } from './args.js';
 import { Output, warn } from './output.js';
 
@@ -47,7 +46,7 @@ export async function lockCommand(argv: string[]): Promise<number> {
   if (values.force && sub !== 'release') throw new UsageError(`lock ${sub}: --force is for release only`);
   if (values.session !== undefined && sub !== 'acquire') throw new UsageError(`lock ${sub}: --session is for acquire and run only`);
   const owner = ownerFrom(values.pid);
-  const options = lockOptions(values.dir, values['tmux-socket']);
+  const options = await lockOptions(values.dir, values['tmux-socket']);
   const out = new Output();
   const print = (json: unknown, text: string) => out.line(values.json ? JSON.stringify(json) : text);
   let code = 0;
@@ -101,7 +100,7 @@ async function lockRun(argv: string[]): Promise<number> {
   if (command === undefined) throw new UsageError('lock run: no command given (warden lock run WORKER [options] -- CMD…)');
   const worker = resolve(workerArg);
   const probeMs = positiveInteger('probe-ms', values['probe-ms']) ?? 1_000;
-  const options = lockOptions(values.dir, values['tmux-socket']);
+  const options = await lockOptions(values.dir, values['tmux-socket']);
   // The owner is this warden process: it lives exactly as long as CMD runs under the lock.
   const owner = currentIdentity();
   let lastHolder: string | undefined;
@@ -117,6 +116,7 @@ async function lockRun(argv: string[]): Promise<number> {
     }
   }
 
+  const { startGuardedCommand } = await import('../effects/guardedCommand.js');
   const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) });
   let signalled: NodeJS.Signals | undefined;
   const forward = (signal: NodeJS.Signals) => {
@@ -150,8 +150,8 @@ function ownerFrom(pid: string | undefined): LockOwner {
 }
 
 /** Session probes on the tmux server named by --tmux-socket, else the config's tmux.socket. */
-export function lockOptions(dir: string | undefined, tmuxSocket: string | undefined): WorkerLockOptions {
-  const config = loadConfig(resolve(dir ?? '.'));
+export async function lockOptions(dir: string | undefined, tmuxSocket: string | undefined): Promise<WorkerLockOptions> {
+  const config = await loadConfig(resolve(dir ?? '.'));
   return { probes: defaultProbes({ tmuxSocket: tmuxSocket ?? config.tmux?.socket }) };
 }
 

@@ -5,7 +5,7 @@
  */
 import { readdirSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
-import { LOCK_NAME, RUNTIME_DIR, inspectLockFile, type LockFileState } from './workerLock.js';
+import { LOCK_NAME, RUNTIME_DIR, inspectLockFile, type LockFileState } from './workerLockFile.js';
 
 /** Skipped by name wherever they appear: they hold dependencies and build output, never workers. */
 export const DEFAULT_SKIP_DIRS: readonly string[] = ['.git', 'node_modules', 'vendor', 'target', 'build', 'dist', '.gradle', '.m2', 'bazel-out', 'bazel-bin'];

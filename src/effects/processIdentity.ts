@@ -41,10 +41,13 @@ export function isValidPid(value: unknown): value is number {
  */
 export function localHostname(): string {
   const override = process.env['WARDEN_HOSTNAME'];
-  if (override === undefined) return hostname();
+  // Asked once per process (a uname(2) each time otherwise: thousands in a doctor run).
+  if (override === undefined) return (systemHostname ??= hostname());
   if (override === '') throw new UsageError('WARDEN_HOSTNAME is set but empty; unset it or name a host');
   return override;
 }
+
+let systemHostname: string | undefined;
 
 /**
  * The start time of `pid` (field 22 of /proc/<pid>/stat), or null if the file is missing,

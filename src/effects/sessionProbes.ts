@@ -11,7 +11,6 @@
  *   mapped onto sessions); anything else — a tmux session name.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { execa } from 'execa';
 
 export const WARDEN_JOB_SESSION_PREFIX = 'warden-job:';
 
@@ -71,6 +70,9 @@ export function tmuxProbe(options: TmuxProbeOptions = {}): SessionProbe {
     // No terminal and no stdin: nothing can wait for an answer from a person. Detached, the
     // command leads a process group (and session) of its own, so a timeout kills everything it
     // started: a child left holding its stdout would otherwise keep the answer from ever arriving.
+    // Loaded here, not at the top: most doctor runs never start a probe, and execa is most of a
+    // short command's module loading.
+    const { execa } = await import('execa');
     const subprocess = execa(command, [...serverArgs, ...args], {
       stdin: 'ignore',
       reject: false,

@@ -22,55 +22,15 @@
  * probe for its session cannot answer, it is "unknown" and kept.
  */
 import { randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { LockFormatError, LockHeldError, LockPathError, UsageError } from '../errors.js';
-import { describeIssue } from '../store/catalogue.js';
 import { withFlock } from './flock.js';
+import { LOCK_NAME, RUNTIME_DIR, inspectLockFile, lockPathOf, type WorkerLockInfo } from './workerLockFile.js';
 import { currentIdentity, isValidPid, judgeOwner, localHostname, probePid, readStartTime, type OwnerLiveness } from './processIdentity.js';
 import { defaultProbes, sessionVerdict, takeSnapshots, type SessionProbe, type SessionSnapshot, type SessionVerdict } from './sessionProbes.js';
 
-export const RUNTIME_DIR = '.runtime';
-export const LOCK_NAME = 'agent.lock';
-/** Larger than any lock anyone writes; a bigger file is reported as corrupt, and only this much is read. */
-const READ_CAP = 64 * 1024;
-
-/** RFC 3339 date-time, as Go's time.Time marshals it (any fraction, Z or an offset). */
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$/;
-
-/**
- * A worker lock as read: gastown's keys and Warden's. `pid` is kept unknown — a malformed pid is
- * a dead owner, not a corrupt file. Unknown keys are kept (a newer gastown may add some).
- */
-export const workerLockSchema = z.looseObject({
-  pid: z.unknown(),
-  acquired_at: z.string().regex(RFC3339, 'not an RFC 3339 time'),
-  session_id: z.string().optional(),
-  hostname: z.string().optional(),
-  pid_start_time: z.string().nullable().optional(),
-  boot_id: z.string().nullable().optional(),
-  lock_id: z.string().optional(),
-  owner: z.string().optional(),
-});
-export type WorkerLockInfo = z.infer<typeof workerLockSchema>;
-
-/** What is at a worker's lock path. */
-export type LockFileState =
-  | { kind: 'absent' }
-  | { kind: 'lock'; info: WorkerLockInfo; bytes: string; uid: number; mtimeMs: number }
-  | { kind: 'corrupt'; reason: string; uid: number; mtimeMs: number; directory: boolean };
+export { LOCK_NAME, RUNTIME_DIR, inspectLockFile, lockPathOf, parseWorkerLock, type LockFileState, type WorkerLockInfo } from './workerLockFile.js';
 
 /** The process a lock is taken for. */
 export interface LockOwner {
@@ -104,10 +64,6 @@ export interface WorkerLockOptions {
 
 const DEFAULT_GRACE_MS = 10_000;
 
-export function lockPathOf(worker: string): string {
-  return join(worker, RUNTIME_DIR, LOCK_NAME);
-}
-
 /**
  * The owner identity of a live process: its pid, start time and boot, on this host.
  * @example ownerOf(process.ppid) // the shell that ran warden
@@ -117,43 +73,6 @@ export function ownerOf(pid: number): LockOwner {
   if (probePid(pid) === 'dead') throw new UsageError(`no process with pid ${pid}`);
   const me = currentIdentity();
   return { pid, pidStartTime: readStartTime(pid), bootId: me.bootId, hostname: me.hostname };
-}
-
-/** What is at `lockPath` now, without throwing for a corrupt lock. A symlink is refused, never followed. */
-export function inspectLockFile(lockPath: string): LockFileState {
-  let fd: number;
-  try {
-    fd = openSync(lockPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { kind: 'absent' };
-    if (code === 'ELOOP') throw new LockPathError(lockPath, 'is a symbolic link; refusing to follow it');
-    if (code === 'EISDIR') {
-      const stat = lstatSync(lockPath);
-      return { kind: 'corrupt', reason: 'a directory', uid: stat.uid, mtimeMs: stat.mtimeMs, directory: true };
-    }
-    throw error;
-  }
-  try {
-    const stat = fstatSync(fd);
-    const base = { uid: stat.uid, mtimeMs: stat.mtimeMs, directory: stat.isDirectory() };
-    if (stat.isDirectory()) return { kind: 'corrupt', reason: 'a directory', ...base };
-    if (!stat.isFile()) return { kind: 'corrupt', reason: 'not a regular file', ...base };
-    if (stat.size > READ_CAP) return { kind: 'corrupt', reason: `${stat.size} bytes, too large for a lock`, ...base };
-    const buffer = Buffer.alloc(stat.size);
-    const bytes = buffer.toString('utf8', 0, readSync(fd, buffer, 0, buffer.length, 0));
-    let json: unknown;
-    try {
-      json = JSON.parse(bytes);
-    } catch {
-      return { kind: 'corrupt', reason: stat.size === 0 ? 'empty' : 'not JSON', ...base };
-    }
-    const parsed = workerLockSchema.safeParse(json);
-    if (!parsed.success) return { kind: 'corrupt', reason: describeIssue(parsed.error.issues[0]), ...base };
-    return { kind: 'lock', info: parsed.data, bytes, uid: stat.uid, mtimeMs: stat.mtimeMs };
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
