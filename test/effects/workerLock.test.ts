@@ -93,6 +93,26 @@ describe('the file format', () => {
     expect(() => readWorkerLock(dir)).toThrow(/acquired_at: not an RFC 3339 time/);
     write('x'.repeat(10 * 1024 * 1024));
     expect(() => readWorkerLock(dir)).toThrow(/10485760 bytes, too large for a lock/);
+    const at = new Date().toISOString();
+    for (const [content, reason] of [
+      ['', 'empty'],
+      [[1, 2], '(root): expected an object, got an array'],
+      ['"a lock"', '(root): expected an object, got string'],
+      [{ acquired_at: at }, 'pid: missing'],
+      [{ pid: 1 }, 'acquired_at: expected a string, got nothing'],
+      [{ pid: 1, acquired_at: 1767609825 }, 'acquired_at: expected a string, got number'],
+      [{ pid: 1, acquired_at: '2026-01-05 10:23:45' }, 'acquired_at: not an RFC 3339 time'],
+      [{ pid: 1, acquired_at: at, session_id: 7 }, 'session_id: expected a string, got number'],
+      [{ pid: 1, acquired_at: at, hostname: null }, 'hostname: expected a string, got null'],
+      [{ pid: 1, acquired_at: at, pid_start_time: 12 }, 'pid_start_time: expected a string or null, got number'],
+      [{ pid: 1, acquired_at: at, boot_id: ['x'] }, 'boot_id: expected a string or null, got an array'],
+    ] as const) {
+      write(typeof content === 'string' ? content : JSON.stringify(content));
+      expect(() => readWorkerLock(dir), JSON.stringify(content)).toThrow(`${lockPath}: invalid lock file: ${reason}`);
+    }
+    // Nullable Warden fields, and keys it does not know, are fine.
+    write({ pid: 1, acquired_at: at, pid_start_time: null, boot_id: null, added_later: { x: 1 } });
+    expect(readWorkerLock(dir)).toMatchObject({ pid: 1, added_later: { x: 1 } });
   });
 });
 
