@@ -160,7 +160,7 @@ export async function acquireWorkerLock(
     }
     const previous = state.info;
     if (isOwnedBy(previous, owner)) return { kind: 'refreshed', lock: writeLock(lockPath, owner, request.session), previous };
-    const judgement = await judgeNow(previous, options.probes ?? defaultProbes(), state.uid);
+    const judgement = await judgeNow(previous, options.probes ?? defaultProbes(), state.uid, true);
     if (judgement.state !== 'stale') throw heldError(worker, previous, judgement);
     return { kind: 'took-over', lock: writeLock(lockPath, owner, request.session), previous, judgement };
   });
@@ -224,7 +224,7 @@ export async function checkWorkerLock(worker: string, request: { owner?: LockOwn
     if (state.kind === 'absent') return { kind: 'unlocked' } as const;
     if (state.kind === 'corrupt') throw new LockFormatError(lockPath, state.reason);
     if (isOwnedBy(state.info, owner)) return { kind: 'ours', lock: state.info } as const;
-    const judgement = await judgeNow(state.info, options.probes ?? defaultProbes(), state.uid);
+    const judgement = await judgeNow(state.info, options.probes ?? defaultProbes(), state.uid, true);
     if (judgement.state !== 'stale') throw heldError(worker, state.info, judgement);
     unlinkSync(lockPath);
     return { kind: 'cleaned', previous: state.info, judgement } as const;
@@ -267,17 +267,26 @@ export async function removeIfStillStale(
   return serialised(lockPath, options, async () => {
     const state = inspectLockFile(lockPath);
     if (state.kind !== 'lock' || state.bytes !== expectedBytes) return { kind: 'changed' } as const;
-    const judgement = await judgeNow(state.info, options.probes ?? defaultProbes(), state.uid);
+    const judgement = await judgeNow(state.info, options.probes ?? defaultProbes(), state.uid, true);
     if (judgement.state !== 'stale') return { kind: 'kept', judgement } as const;
     unlinkSync(lockPath);
     return { kind: 'removed', judgement } as const;
   });
 }
 
-/** Judges `info` with fresh snapshots of the probes its session needs (none if it has no session). */
-async function judgeNow(info: WorkerLockInfo, probes: readonly SessionProbe[], lockUid: number): Promise<LockJudgement> {
-  const needed = info.session_id ? probes.filter((p) => p.handles(info.session_id!)).slice(0, 1) : [];
-  return judgeLock(info, probes, await takeSnapshots(needed), { lockUid });
+/**
+ * Judges `info` with fresh snapshots of the probes its session needs (none if it has no
+ * session). `staleOnly`: the caller only asks "stale or not" (acquire, check, the cleaner), so a
+ * lock whose PID is alive is held whatever its session, and no probe is run — probes run under
+ * the flock, and a tmux query there would hold up every other contender.
+ */
+async function judgeNow(info: WorkerLockInfo, probes: readonly SessionProbe[], lockUid: number, staleOnly = false): Promise<LockJudgement> {
+  let needed = info.session_id ? probes.filter((p) => p.handles(info.session_id!)).slice(0, 1) : [];
+  if (staleOnly && needed.length > 0) {
+    const withoutSessions = judgeLock(info, [], new Map(), { lockUid });
+    if (withoutSessions.pid.alive || withoutSessions.state === 'foreign') needed = [];
+  }
+  return judgeLock(info, needed.length > 0 ? probes : [], await takeSnapshots(needed), { lockUid });
 }
 
 function heldError(worker: string, info: WorkerLockInfo, judgement: LockJudgement): LockHeldError {
