@@ -100,7 +100,7 @@ export const jobMachine = setup({
     killedByUser: assign(({ event }) => ({ killedBy: 'user' as const, cancelReason: event.type === 'job.cancel' ? event.reason : null })),
     judge: assign(({ context }) => verdict(context)),
     // Declarations only: the runner maps these to effects.
-    spawnJob: (_, _params: { jobId: string }) => {},
+    spawnJob: (_, _params: Pick<JobInput, 'jobId' | 'command' | 'cwd' | 'prompt' | 'outputLog' | 'env'> & { idleOutputMs: number }) => {},
     signalJob: (_, _params: { jobId: string; signal: 'SIGTERM' | 'SIGKILL' }) => {},
     reapJob: (_, _params: { jobId: string }) => {},
     writeMeta: (_, _params: { path: string; meta: JobMeta }) => {},
@@ -154,7 +154,18 @@ export const jobMachine = setup({
       },
     },
     starting: {
-      entry: { type: 'spawnJob', params: ({ context }) => ({ jobId: context.jobId }) },
+      entry: {
+        type: 'spawnJob',
+        params: ({ context }) => ({
+          jobId: context.jobId,
+          command: context.command,
+          cwd: context.cwd,
+          prompt: context.prompt,
+          outputLog: context.outputLog,
+          env: context.env,
+          idleOutputMs: context.timeouts.idleOutputMs,
+        }),
+      },
       on: {
         'job.spawned': [
           { guard: 'cancelledWhileStarting', target: 'terminating', actions: 'recordSpawn' },

@@ -26,14 +26,18 @@ export const jobInputSchema = z.strictObject({
   prompt: z
     .strictObject({
       path: z.string().min(1).describe('the file holding the prompt (the prompt itself is not logged)'),
-      via: z.enum(['stdin', 'file']).describe('stdin: written to the child\'s stdin, then EOF; file: its path is in WARDEN_PROMPT_FILE'),
+      via: z
+        .enum(['stdin', 'file', 'argv'])
+        .describe('stdin: written to the child\'s stdin, then EOF; file: its path is in WARDEN_PROMPT_FILE; argv: replaces {prompt} in the command (at most 100 KiB)'),
       bytes: z.number().int().nonnegative(),
     })
     .nullable()
     .describe('null: the child gets no prompt and an empty stdin'),
   outputLog: z.string().min(1).describe('where each output line is appended (`.warden/runs/<runId>/<slug>.log`)'),
   metaPath: z.string().min(1).describe('the meta file written when the job ends'),
-  env: z.record(z.string(), z.string()).describe('variables added to the child\'s environment (after the deny list)'),
+  env: z
+    .record(z.string(), z.string())
+    .describe('variables added to the child\'s environment (after the deny list); the inherited environment is not logged'),
   timeouts: jobTimeoutsSchema,
 });
 export type JobInput = z.infer<typeof jobInputSchema>;

@@ -1,0 +1,132 @@
+/**
+ * Finding and killing everything a job started. A process-group kill misses what left the group
+ * (setsid, double fork); Warden also follows parent links from the job's main process and, since
+ * every job's environment carries `WARDEN_JOB_ID`, finds any process still carrying that id —
+ * wherever it was reparented to. Linux /proc; where it is missing, the group alone is signalled.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+export interface ProcessInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  /** One-letter state from /proc/<pid>/stat: R, S, D, Z, T … */
+  state: string;
+}
+
+/** Every process /proc shows now (pid, parent, group, state); empty without /proc. */
+export function listProcesses(): ProcessInfo[] {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const out: ProcessInfo[] = [];
+  for (const entry of entries) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.push({ pid: Number(entry), state: fields[0]!, ppid: Number(fields[1]), pgid: Number(fields[2]) });
+  }
+  return out;
+}
+
+/** Whether `pid`'s environment holds `WARDEN_JOB_ID=<jobId>` (false if unreadable or gone). */
+export function carriesJobId(pid: number, jobId: string): boolean {
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return false;
+  }
+  const needle = `WARDEN_JOB_ID=${jobId}`;
+  let at = environ.indexOf(needle);
+  while (at >= 0) {
+    const end = at + needle.length;
+    if ((at === 0 || environ.charCodeAt(at - 1) === 0) && (end === environ.length || environ.charCodeAt(end) === 0)) return true;
+    at = environ.indexOf(needle, end);
+  }
+  return false;
+}
+
+/**
+ * The live (non-zombie) processes of a job: its main process and descendants, its process group,
+ * and every process carrying its WARDEN_JOB_ID.
+ */
+export function jobProcesses(jobId: string, rootPid: number | null): number[] {
+  const all = listProcesses();
+  const children = new Map<number, number[]>();
+  for (const p of all) {
+    const list = children.get(p.ppid);
+    if (list) list.push(p.pid);
+    else children.set(p.ppid, [p.pid]);
+  }
+  const found = new Set<number>();
+  if (rootPid !== null) {
+    const stack = [rootPid];
+    while (stack.length > 0) {
+      const pid = stack.pop()!;
+      if (found.has(pid)) continue;
+      found.add(pid);
+      for (const child of children.get(pid) ?? []) stack.push(child);
+    }
+  }
+  const self = process.pid;
+  const live = new Map(all.map((p) => [p.pid, p]));
+  for (const p of all) {
+    if (p.pid === self) continue;
+    if ((rootPid !== null && p.pgid === rootPid) || carriesJobId(p.pid, jobId)) found.add(p.pid);
+  }
+  // Only what is there and alive: a zombie has exited (its parent has yet to reap it).
+  return [...found].filter((pid) => pid !== self && live.has(pid) && live.get(pid)!.state !== 'Z').sort((a, b) => a - b);
+}
+
+/**
+ * Sends `signal` to the job's process group and to every process of the job (see
+ * {@link jobProcesses}); returns the pids signalled.
+ */
+export function signalJobProcesses(jobId: string, rootPid: number | null, signal: NodeJS.Signals): number[] {
+  // Listed first: once signalled, the group's members die at once and would not be listed.
+  const pids = jobProcesses(jobId, rootPid);
+  if (rootPid !== null) trySignal(-rootPid, signal);
+  for (const pid of pids) trySignal(pid, signal);
+  return pids;
+}
+
+/**
+ * SIGKILLs what is left of a job until nothing is (or `withinMs` has passed) and returns what was
+ * killed and what survived. There is no exit event for processes that are not our children, so
+ * this looks again every few milliseconds.
+ */
+export async function killJobRemains(jobId: string, rootPid: number | null, withinMs = 2_000): Promise<{ killed: number[]; survivors: number[] }> {
+  const killed = new Set<number>();
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const left = jobProcesses(jobId, rootPid);
+    if (left.length === 0) return { killed: [...killed].sort((a, b) => a - b), survivors: [] };
+    if (Date.now() > deadline) return { killed: [...killed].sort((a, b) => a - b), survivors: left };
+    if (rootPid !== null) trySignal(-rootPid, 'SIGKILL');
+    for (const pid of left) {
+      trySignal(pid, 'SIGKILL');
+      killed.add(pid);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function trySignal(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ESRCH' && code !== 'EPERM') throw error;
+  }
+}
