@@ -32,3 +32,17 @@ export function displayPath(path: string): string {
   const rel = relative(process.cwd(), path);
   return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path;
 }
+
+/**
+ * A duration option: milliseconds (`1500`), or a number with a unit (`90s`, `20m`, `2h`, `500ms`).
+ * @example duration('idle', '20m') // 1_200_000
+ */
+export function duration(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^([1-9][0-9]*)(ms|s|m|h)?$/.exec(value);
+  if (!match) throw new UsageError(`--${name}: expected milliseconds or a duration like 90s, 20m, 2h; got "${value}"`);
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[match[2] ?? 'ms']!;
+  const ms = Number(match[1]) * unit;
+  if (!Number.isSafeInteger(ms)) throw new UsageError(`--${name}: "${value}" is too long`);
+  return ms;
+}

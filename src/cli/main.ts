@@ -10,6 +10,12 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage
     usage: 'warden doctor [ROOT] [--fix] [--json] [--tmux-socket NAME] [--probe-timeout-ms N] [--skip NAME]… [--no-default-skips] [--dir D]',
     summary: 'find every worker lock under ROOT: live, stale, orphaned, foreign, unreadable; --fix removes stale ones',
   },
+  exec: {
+    run: async (argv) => (await import('./execCommand.js')).execCommand(argv),
+    usage:
+      'warden exec [--dir D] [--cwd C] [--slug S] [--max-duration T] [--idle T] [--grace T] [--kill-after T] [--prompt-file F] [--prompt-via stdin|file|argv] [--json] -- CMD…',
+    summary: 'run one command as a supervised job: watchdogs, whole-tree kills, a log; exit 0 completed, 1 failed, 75 deferred',
+  },
   lease: {
     run: async (argv) => (await import('./leaseCommand.js')).leaseCommand(argv),
     usage:

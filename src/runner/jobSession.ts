@@ -68,17 +68,20 @@ export async function runJob(options: RunJobOptions): Promise<JobRun> {
   if (via === 'argv' && !options.command.some((a) => a.includes('{prompt}'))) throw new UsageError('promptVia argv: no {prompt} in the command');
   if (options.command.some((a) => a.includes('{prompt}')) && !options.promptFile) throw new UsageError('the command has a {prompt} placeholder but no prompt was given');
 
-  const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
-  const runDir = join(dir, '.warden', 'runs', runId);
-  mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  let prompt: JobInput['prompt'] = null;
+  let size = 0;
   if (options.promptFile !== undefined) {
-    let size: number;
     try {
       size = statSync(options.promptFile).size;
     } catch (error) {
       throw new UsageError(`prompt file ${options.promptFile}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
     }
+  }
+
+  const runId = `${new Date().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
+  const runDir = join(dir, '.warden', 'runs', runId);
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  let prompt: JobInput['prompt'] = null;
+  if (options.promptFile !== undefined) {
     // The run keeps the prompt it ran with: editing the original later changes nothing here.
     const path = join(runDir, `${slug}.prompt`);
     copyFileSync(options.promptFile, path);

@@ -1,0 +1,65 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { runJob } from '../runner/jobSession.js';
+import { duration, parsing } from './args.js';
+import { warn } from './output.js';
+
+const EXIT = { completed: 0, failed: 1, deferred: 75 } as const;
+
+/**
+ * `warden exec [--dir D] [--max-duration T] [--idle T] [--grace T] [--kill-after T] [--prompt-file F] [--json] -- CMD…`:
+ * one command as a supervised job, in the foreground, its output passing through.
+ */
+export async function execCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('exec', () =>
+    parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        dir: { type: 'string' },
+        cwd: { type: 'string' },
+        slug: { type: 'string' },
+        'max-duration': { type: 'string' },
+        idle: { type: 'string' },
+        grace: { type: 'string' },
+        'kill-after': { type: 'string' },
+        'prompt-file': { type: 'string' },
+        'prompt-via': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    }),
+  );
+  if (!argv.includes('--') || positionals.length === 0) throw new UsageError('exec: no command given (warden exec [options] -- CMD…)');
+  const via = values['prompt-via'];
+  if (via !== undefined && via !== 'stdin' && via !== 'file' && via !== 'argv') throw new UsageError(`--prompt-via: expected stdin, file or argv, got "${via}"`);
+  const timeouts = Object.fromEntries(
+    Object.entries({
+      maxDurationMs: duration('max-duration', values['max-duration']),
+      idleOutputMs: duration('idle', values.idle),
+      postResultGraceMs: duration('grace', values.grace),
+      killAfterMs: duration('kill-after', values['kill-after']),
+    }).filter(([, v]) => v !== undefined),
+  );
+
+  const controller = new AbortController();
+  const stop = (signal: NodeJS.Signals) => controller.abort(`${signal} to warden exec`);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
+  try {
+    const run = await runJob({
+      dir: values.dir,
+      cwd: values.cwd,
+      slug: values.slug,
+      command: positionals,
+      promptFile: values['prompt-file'],
+      promptVia: via,
+      timeouts,
+      passThrough: true,
+      signal: controller.signal,
+    });
+    if (values.json) process.stdout.write(`${JSON.stringify(run.meta)}\n`);
+    else if (run.outcome !== 'completed' || run.meta.mappedFromSignal) warn(`job ${run.outcome}: ${run.meta.reason} (log: ${run.log})`);
+    return EXIT[run.outcome];
+  } finally {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, stop);
+  }
+}

@@ -1,0 +1,81 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { CLI, warden } from '../helpers/cli.js';
+import { exited, processesWithEnv } from '../helpers/processes.js';
+import { useTempDirs } from '../helpers/tempDir.js';
+
+const tempDir = useTempDirs();
+const AGENT = join(import.meta.dirname, '../fixtures/agent/fake-agent.mjs');
+const FAST = ['--grace', '300ms', '--kill-after', '300', '--idle', '5s'];
+
+const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+
+describe('warden exec', () => {
+  it('passes the output through, exits 0 on completion, and prints the meta record last with --json', async () => {
+    const dir = tempDir();
+    const result = await warden(['exec', '--dir', dir, ...FAST, '--json', '--', 'node', AGENT, '--lines', '2', '--result', 'success']);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trim().split('\n');
+    expect(lines.filter((l) => l.includes('"assistant"'))).toHaveLength(2);
+    const meta = lastJson(result.stdout);
+    expect(meta).toMatchObject({ outcome: 'completed', exitCode: 0, resultSubtype: 'success', slug: 'exec', cwd: dir });
+    // Its own log, under .warden/exec/, and the meta file beside the output log.
+    const [log] = readdirSync(join(dir, '.warden', 'exec'));
+    expect(log).toMatch(/\.jsonl$/);
+    const runId = log!.replace(/\.jsonl$/, '');
+    expect(JSON.parse(readFileSync(join(dir, '.warden', 'runs', runId, 'exec.meta.json'), 'utf8'))).toEqual(meta);
+    expect(await warden(['replay', join(dir, '.warden', 'exec', log!), '--verify'])).toMatchObject({ code: 0 });
+  });
+
+  it('exit codes: 1 failed, 75 deferred, 0 for a kill mapped after a successful result', async () => {
+    const dir = tempDir();
+    expect((await warden(['exec', '--dir', dir, ...FAST, '--', 'node', AGENT, '--exit', '3'])).code).toBe(1);
+    const deferred = await warden(['exec', '--dir', dir, ...FAST, '--', 'node', AGENT, '--rate-limit', '--result', 'error', '--exit', '1']);
+    expect(deferred.code).toBe(75);
+    expect(deferred.stderr).toMatch(/^warden: job deferred: rate limited \(rate_limit_event\) until \S+ \(log: /);
+    const mapped = await warden(['exec', '--dir', dir, ...FAST, '--json', '--', 'node', AGENT, '--result', 'success', '--linger', 'forever']);
+    expect(mapped.code).toBe(0);
+    expect(lastJson(mapped.stdout)).toMatchObject({ mappedFromSignal: true, killedBy: 'postResult', signal: 'SIGTERM' });
+  });
+
+  it('--prompt-file reaches the agent on stdin', async () => {
+    const dir = tempDir();
+    const prompt = join(dir, 'task.md');
+    await execa('sh', ['-c', `printf 'fix the login bug' > ${prompt}`]);
+    const result = await warden(['exec', '--dir', dir, ...FAST, '--prompt-file', prompt, '--', 'node', AGENT, '--echo-prompt']);
+    expect(JSON.parse(result.stdout.split('\n')[0]!)).toMatchObject({ bytes: 17 });
+  });
+
+  it('SIGTERM to warden exec cancels the job: the whole tree dies, exit 1', async () => {
+    const dir = tempDir();
+    const pids = join(dir, 'pids.txt');
+    const child = execa('node', [CLI, 'exec', '--dir', dir, ...FAST, '--json', '--', 'node', AGENT, '--lines', '1', '--grandchild', '--setsid', '--linger', 'forever', '--pids', pids], { reject: false });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('"assistant"') && resolve()));
+    child.kill('SIGTERM');
+    const result = await child;
+    expect(result.exitCode).toBe(1);
+    expect(lastJson(String(result.stdout))).toMatchObject({ outcome: 'failed', killedBy: 'user' });
+    const started = readFileSync(pids, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[1]));
+    expect(started).toHaveLength(3);
+    expect(started.filter((pid) => !exited(pid))).toEqual([]);
+    expect(processesWithEnv('WARDEN_JOB_ID', String(lastJson(String(result.stdout)).jobId))).toEqual([]);
+  });
+
+  it('bad input: one line, exit 2', async () => {
+    const dir = tempDir();
+    for (const [args, message] of [
+      [['exec', '--idle', '20x', '--', 'true'], '--idle: expected milliseconds or a duration like 90s, 20m, 2h; got "20x"'],
+      [['exec', '--max-duration', '0', '--', 'true'], '--max-duration: expected milliseconds or a duration like 90s, 20m, 2h; got "0"'],
+      [['exec', 'true'], 'exec: no command given (warden exec [options] -- CMD…)'],
+      [['exec', '--prompt-file', join(dir, 'missing.md'), '--', 'true'], `prompt file ${join(dir, 'missing.md')}: no such file`],
+      [['exec', '--prompt-via', 'carrier-pigeon', '--', 'true'], '--prompt-via: expected stdin, file or argv, got "carrier-pigeon"'],
+      [['exec', '--slug', 'Bad Slug', '--', 'true'], 'slug "Bad Slug": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'],
+    ] as const) {
+      expect(await warden([...args], { cwd: dir }), args.join(' ')).toMatchObject({ code: 2, stderr: `warden: ${message}` });
+    }
+    // Nothing was started, so nothing was made.
+    expect(existsSync(join(dir, '.warden'))).toBe(false);
+  });
+});
