@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { runJob } from '../runner/jobSession.js';
+import { loadConfig } from '../store/configFile.js';
 import { duration, parsing } from './args.js';
 import { warn } from './output.js';
 
@@ -41,6 +42,8 @@ export async function execCommand(argv: string[]): Promise<number> {
     }).filter(([, v]) => v !== undefined),
   );
 
+  // Flags win over the project config, which wins over Warden's defaults.
+  const config = await loadConfig(values.dir ?? '.');
   const controller = new AbortController();
   const stop = (signal: NodeJS.Signals) => controller.abort(`${signal} to warden exec`);
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
@@ -52,7 +55,9 @@ export async function execCommand(argv: string[]): Promise<number> {
       command: positionals,
       promptFile: values['prompt-file'],
       promptVia: via,
-      timeouts,
+      timeouts: { ...config.timeouts, ...timeouts },
+      env: config.env,
+      rateLimitPatterns: config.rateLimitPatterns?.map((p) => ({ name: p.name, regex: new RegExp(p.regex) })),
       passThrough: true,
       signal: controller.signal,
     });

@@ -54,6 +54,11 @@ export class LineScanner {
     if (start < chunk.length) this.take(chunk.subarray(start));
   }
 
+  /** Bytes of the current line held in memory (at most `maxLineBytes`). */
+  get heldBytes(): number {
+    return this.overlong ? 0 : this.partBytes;
+  }
+
   /** The stream ended: a last line without a newline still counts. */
   end(): void {
     if (this.partBytes > 0 || this.overlong) this.endLine();

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
@@ -61,6 +61,24 @@ describe('warden exec', () => {
     expect(started).toHaveLength(3);
     expect(started.filter((pid) => !exited(pid))).toEqual([]);
     expect(processesWithEnv('WARDEN_JOB_ID', String(lastJson(String(result.stdout)).jobId))).toEqual([]);
+  });
+
+  it('takes timeouts, environment and rate-limit patterns from the project config; flags win', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, '.warden'));
+    writeFileSync(
+      join(dir, '.warden', 'config.json'),
+      JSON.stringify({ timeouts: { idleOutputMs: 300, postResultGraceMs: 300, killAfterMs: 300 }, env: { set: { FROM_CONFIG: 'yes' } }, rateLimitPatterns: [{ name: 'quota', regex: 'quota exceeded' }] }),
+    );
+    const idle = await warden(['exec', '--dir', dir, '--json', '--', 'node', AGENT, '--lines', '1', '--linger', 'forever']);
+    expect(lastJson(idle.stdout)).toMatchObject({ killedBy: 'idle' });
+    const flagWins = await warden(['exec', '--dir', dir, '--idle', '1h', '--max-duration', '500', '--json', '--', 'node', AGENT, '--lines', '1', '--linger', 'forever']);
+    expect(lastJson(flagWins.stdout)).toMatchObject({ killedBy: 'maxDuration' });
+    const env = await warden(['exec', '--dir', dir, '--', 'sh', '-c', 'echo "$FROM_CONFIG"']);
+    expect(env.stdout).toBe('yes');
+    expect((await warden(['exec', '--dir', dir, '--', 'sh', '-c', 'echo "quota exceeded" >&2; exit 1'])).code).toBe(75);
+    writeFileSync(join(dir, '.warden', 'config.json'), JSON.stringify({ rateLimitPatterns: [{ name: 'bad', regex: '(' }] }));
+    expect(await warden(['exec', '--dir', dir, '--', 'true'])).toMatchObject({ code: 2, stderr: `warden: ${join(dir, '.warden', 'config.json')}: rateLimitPatterns.0.regex: not a valid regular expression` });
   });
 
   it('bad input: one line, exit 2', async () => {

@@ -53,6 +53,12 @@ describe('runJob: a supervised agent process', () => {
     expect((seen?.data as { bytes: number }).bytes).toBeGreaterThan(1024 * 1024);
   });
 
+  it('a 50 MB line without a newline is logged, not kept, and the result after it is still seen', async () => {
+    const run = await agentJob(['--huge-line', String(50 * 1024 * 1024), '--result', 'success']);
+    expect(run.meta).toMatchObject({ outcome: 'completed', resultSubtype: 'success' });
+    expect(statSync(join(run.dir, '.warden', 'runs', run.runId, 'exec.log')).size).toBeGreaterThan(50 * 1024 * 1024);
+  }, 60_000);
+
   it('an agent lingering after its result: SIGTERM after the grace, SIGKILL if ignored; mapped to completed; its children die too', async () => {
     const run = await agentJob(['--result', 'success', '--linger', 'forever', '--ignore-term', '--grandchild', '--setsid', '--daemon']);
     expect(run.meta).toMatchObject({ outcome: 'completed', killedBy: 'postResult', mappedFromSignal: true, signal: 'SIGKILL' });
