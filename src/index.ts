@@ -46,6 +46,11 @@ export {
   type SessionVerdict,
 } from './effects/sessionProbes.js';
 export { withFlock } from './effects/flock.js';
+export { runJob, type RunJobOptions, type JobRun } from './runner/jobSession.js';
+export { jobEffects, type JobEffectsOptions } from './effects/jobProcess.js';
+export { jobEnvironment, DEFAULT_ENV_DENY, DEFAULT_ENV_ALLOW, type JobEnvOptions } from './effects/jobEnv.js';
+export { LineScanner, type RateLimitPattern, type RateLimitSignal } from './effects/agentOutput.js';
+export { jobProcesses, signalJobProcesses, killJobRemains } from './effects/processTree.js';
 export { SimulatedClock } from 'xstate';
 
 export { LogWriter, type FsyncMode, type LogWriterOptions, type TornTail } from './store/logWriter.js';
@@ -60,6 +65,8 @@ export { defineMachine, type MachineDefinition } from './machines/definition.js'
 export { builtInMachines } from './machines/catalogue.js';
 export { demoMachine, demoDefinition } from './machines/demo.machine.js';
 export { leaseMachine, leaseDefinition } from './machines/lease.machine.js';
+export { jobMachine, jobDefinition, verdict, metaOf, type JobMeta, type JobOutcome, type JobContext } from './machines/job.machine.js';
+export { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts, type JobResult, type KilledBy } from './store/events/job.events.js';
 
 export {
   WardenError,
