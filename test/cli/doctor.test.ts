@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
 import { cleanStaleLocks, detectCollisions } from '../../src/effects/doctor.js';
 import { findAllLocks } from '../../src/effects/lockScan.js';
 import { tmuxProbe, wardenJobProbe } from '../../src/effects/sessionProbes.js';
 import { removeIfStillStale } from '../../src/effects/workerLock.js';
 import { currentIdentity, isZombie } from '../../src/effects/processIdentity.js';
 import { CLI, warden } from '../helpers/cli.js';
-import { processGone } from '../helpers/processes.js';
+import { processGone, useSleepers } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -26,20 +26,8 @@ function lockIn(root: string, worker: string, content: unknown): string {
 }
 const lock = (fields: Record<string, unknown>) => ({ pid: 999_999_999, acquired_at: '2026-01-05T10:23:45.123456789-08:00', hostname: HOST, ...fields });
 
-const children: ResultPromise[] = [];
-function sleeper(env: Record<string, string> = {}): number {
-  const child = execa('sleep', ['1000'], { reject: false, env });
-  children.push(child);
-  return child.pid!;
-}
-afterEach(async () => {
-  const pids = children.map((c) => c.pid!);
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child;
-  }
-  expect(pids.filter((pid) => !processGone(pid))).toEqual([]);
-});
+const spawnSleeper = useSleepers();
+const sleeper = (env?: Record<string, string>) => spawnSleeper(env).pid;
 afterAll(async () => {
   await execa('tmux', ['-L', SOCKET, 'kill-server'], { reject: false });
 });

@@ -1,11 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
-import { afterEach, describe, expect, it } from 'vitest';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
 import { currentIdentity } from '../../src/effects/processIdentity.js';
 import { CLI, warden } from '../helpers/cli.js';
-import { processGone } from '../helpers/processes.js';
+import { processGone, useSleepers } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -24,20 +24,14 @@ const writeLock = (dir: string, content: unknown) => {
   writeFileSync(join(dir, '.runtime', 'agent.lock'), typeof content === 'string' ? content : JSON.stringify(content));
 };
 
-const children: ResultPromise[] = [];
-function sleeper(): number {
-  const child = execa('sleep', ['1000'], { reject: false });
-  children.push(child);
-  return child.pid!;
-}
-afterEach(async () => {
-  const pids = children.map((c) => c.pid!);
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child;
-  }
-  expect(pids.filter((pid) => !processGone(pid))).toEqual([]);
-});
+
+const spawnSleeper = useSleepers();
+const sleepers = new Map<number, ReturnType<typeof spawnSleeper>['child']>();
+const sleeper = () => {
+  const { pid, child } = spawnSleeper();
+  sleepers.set(pid, child);
+  return pid;
+};
 
 describe('16 processes racing for one worker', () => {
   it('through the library: exactly one wins each of 40 rounds', async () => {
@@ -166,7 +160,7 @@ describe('warden lock run', () => {
         if (seen.includes('; waiting')) resolve();
       });
     });
-    children.find((c) => c.pid === holder)!.kill('SIGKILL');
+    sleepers.get(holder)!.kill('SIGKILL');
     const result = await waiting;
     const ran = { code: result.exitCode, stdout: String(result.stdout), stderr: String(result.stderr) };
     expect(ran).toMatchObject({ code: 3, stdout: 'ran' });

@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { LockFormatError, LockHeldError, LockPathError } from '../../src/errors.js';
 import { currentIdentity } from '../../src/effects/processIdentity.js';
 import { tmuxProbe, wardenJobProbe } from '../../src/effects/sessionProbes.js';
@@ -16,7 +15,7 @@ import {
   workerLockStatus,
   type LockOwner,
 } from '../../src/effects/workerLock.js';
-import { processGone } from '../helpers/processes.js';
+import { useSleepers } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -41,20 +40,8 @@ function gastownLock(fields: Record<string, unknown> = {}): string {
 }
 
 // Live processes other than us, to own locks; all killed after each test.
-const children: ResultPromise[] = [];
-function liveProcess(env: Record<string, string> = {}): { pid: number; child: ResultPromise } {
-  const child = execa('sleep', ['1000'], { reject: false, env });
-  children.push(child);
-  return { pid: child.pid!, child };
-}
-afterEach(async () => {
-  const pids = children.map((c) => c.pid!);
-  for (const child of children.splice(0)) {
-    child.kill('SIGKILL');
-    await child;
-  }
-  expect(pids.filter((pid) => !processGone(pid))).toEqual([]);
-});
+
+const liveProcess = useSleepers();
 
 describe('the file format', () => {
   it('reads the files gastown writes (its four keys, nanosecond times with an offset, no Warden fields)', () => {

@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { execa, type ResultPromise } from 'execa';
+import { afterEach, expect } from 'vitest';
 
 /** Whether no process with this PID exists any more (signal 0 probes without signalling). */
 export function processGone(pid: number): boolean {
@@ -38,4 +40,26 @@ export function exited(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Live stand-in processes (`sleep 1000`) for a test file — owners of locks, say. Each is
+ * SIGKILLed after every test, which then checks that none is left.
+ * @example const sleeper = useSleepers(); const { pid } = sleeper({ WARDEN_JOB_ID: 'x' });
+ */
+export function useSleepers(): (env?: Record<string, string>) => { pid: number; child: ResultPromise } {
+  const children: ResultPromise[] = [];
+  afterEach(async () => {
+    const pids = children.map((c) => c.pid!);
+    for (const child of children.splice(0)) {
+      child.kill('SIGKILL');
+      await child;
+    }
+    expect(pids.filter((pid) => !processGone(pid))).toEqual([]);
+  });
+  return (env = {}) => {
+    const child = execa('sleep', ['1000'], { reject: false, env });
+    children.push(child);
+    return { pid: child.pid!, child };
+  };
 }
