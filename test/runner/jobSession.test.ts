@@ -98,6 +98,18 @@ describe('runJob: a supervised agent process', () => {
     expect(readFileSync(run.log, 'utf8')).not.toContain(prompt.slice(0, 64));
   });
 
+  it('without a prompt stdin is at EOF (nothing can wait on it); via file, the path is in WARDEN_PROMPT_FILE', async () => {
+    const none = await agentJob(['--echo-prompt', '--result', 'success']);
+    const first = (run: { dir: string; runId: string }) => readFileSync(join(run.dir, '.warden', 'runs', run.runId, 'exec.log'), 'utf8').split('\n');
+    expect(JSON.parse(first(none)[0]!)).toMatchObject({ bytes: 0 });
+    const dir = tempDir();
+    writeFileSync(join(dir, 'task.md'), 'do the thing');
+    const viaFile = await agentJob(['--result', 'success'], { promptFile: join(dir, 'task.md'), promptVia: 'file' });
+    const init = JSON.parse(first(viaFile)[0]!) as { promptFile: string };
+    expect(init.promptFile).toBe(join(viaFile.dir, '.warden', 'runs', viaFile.runId, 'exec.prompt'));
+    expect(readFileSync(init.promptFile, 'utf8')).toBe('do the thing');
+  });
+
   it('a prompt over 100 KiB for an argv {prompt} placeholder fails with a clear reason', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'prompt.md'), 'p'.repeat(101 * 1024));
