@@ -1,10 +1,12 @@
 /**
  * Reading an agent's output, line by line, for the few lines that matter: a result
- * (`{"type": "result", …}`, keys in any order, any size up to `maxLineBytes`) and a rate-limit
- * signal (a `rate_limit_event` whose status is `rejected`; a result that is an API 429; a line
- * matching a configured pattern — patterns see only lines that are not JSON, so an assistant
- * message that mentions a limit never counts). Memory is bounded: a line longer than
- * `maxLineBytes` is not kept (it still goes to the job's log) and is not parsed.
+ * (`{"type": "result", …}`, keys in any order, of any length) and a rate-limit signal (a
+ * `rate_limit_event` whose status is `rejected`; a result that is an API 429; a line matching a
+ * configured pattern — patterns see only lines that are not JSON, so an assistant message that
+ * mentions a limit never counts). Memory is bounded: a line up to `maxLineBytes` is kept and
+ * parsed whole; a longer one is not kept (it still goes to the job's log) but streamed through a
+ * scanner that keeps only the small top-level fields of a JSON object — enough to know a result
+ * and what it reports, however long its text.
  */
 import type { JobResult } from '../store/events/job.events.js';
 
@@ -36,6 +38,7 @@ export class LineScanner {
   private parts: Buffer[] = [];
   private partBytes = 0;
   private overlong = false;
+  private fields: TopLevelFields | undefined;
   private readonly max: number;
 
   constructor(
@@ -67,10 +70,17 @@ export class LineScanner {
   private take(piece: Buffer): void {
     if (piece.length === 0) return;
     this.partBytes += piece.length;
-    if (this.overlong) return;
+    if (this.overlong) {
+      this.fields!.push(piece);
+      return;
+    }
     if (this.partBytes > this.max) {
-      // Too long to keep: drop what was held; the rest of this line is only counted.
+      // Too long to keep: what was held goes through the field scanner instead, and so does the
+      // rest of the line as it comes.
       this.overlong = true;
+      this.fields = new TopLevelFields();
+      for (const part of this.parts) this.fields.push(part);
+      this.fields.push(piece);
       this.parts = [];
       return;
     }
@@ -81,11 +91,14 @@ export class LineScanner {
   private endLine(): void {
     const bytes = this.partBytes;
     const line = this.overlong ? null : this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    const fields = this.fields?.finish();
     this.parts = [];
     this.partBytes = 0;
     this.overlong = false;
+    this.fields = undefined;
     this.options.onLine?.(bytes);
     if (line) scanLine(line, this.options);
+    else if (fields) inspectEvent(fields, bytes, this.options);
   }
 }
 
@@ -175,4 +188,111 @@ function finite(value: unknown): number | null {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Top-level values longer than this are skipped (a result's text); the fields that matter are short. */
+const FIELD_CAP = 64 * 1024;
+
+/**
+ * Streams one JSON object through, keeping its top-level keys with their values when they are
+ * short (numbers, booleans, short strings, small objects like `usage`); long values are skipped
+ * unread. `finish()` gives those fields, or undefined if the line was not one well-formed object.
+ * Memory: at most one key and one value of up to FIELD_CAP bytes at a time.
+ */
+export class TopLevelFields {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private started = false;
+  private broken = false;
+  private done = false;
+  /** Reading a key (true) or a value (false) at depth 1. */
+  private atKey = true;
+  private key: number[] = [];
+  private value: number[] = [];
+  private valueTooLong = false;
+  private readonly fields: Record<string, unknown> = {};
+
+  push(chunk: Buffer): void {
+    if (this.broken) return;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (this.done) {
+        if (!isSpace(c)) this.broken = true;
+        continue;
+      }
+      if (!this.started) {
+        if (isSpace(c)) continue;
+        if (c !== 0x7b) return void (this.broken = true);
+        this.started = true;
+        this.depth = 1;
+        continue;
+      }
+      if (this.inString) {
+        this.take(c);
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true;
+        else if (c === 0x22) this.inString = false;
+        continue;
+      }
+      if (c === 0x22) {
+        this.inString = true;
+        this.take(c);
+        continue;
+      }
+      if (this.depth === 1) {
+        if (c === 0x3a /* : */ && this.atKey) {
+          this.atKey = false;
+          continue;
+        }
+        if (c === 0x2c /* , */) {
+          this.store();
+          continue;
+        }
+        if (c === 0x7d /* } */) {
+          this.store();
+          this.depth = 0;
+          this.done = true;
+          continue;
+        }
+        if (isSpace(c)) continue;
+      }
+      if (c === 0x7b || c === 0x5b) this.depth++;
+      else if (c === 0x7d || c === 0x5d) this.depth--;
+      if (this.depth < 1) return void (this.broken = true);
+      this.take(c);
+    }
+  }
+
+  finish(): Record<string, unknown> | undefined {
+    return this.done && !this.broken ? this.fields : undefined;
+  }
+
+  private take(c: number): void {
+    const target = this.atKey ? this.key : this.value;
+    if (target.length >= FIELD_CAP) {
+      if (!this.atKey) this.valueTooLong = true;
+      return;
+    }
+    target.push(c);
+  }
+
+  private store(): void {
+    if (this.key.length === 0 && this.value.length === 0 && !this.valueTooLong) return; // {} or a trailing ,
+    try {
+      const key = JSON.parse(Buffer.from(this.key).toString('utf8')) as unknown;
+      if (typeof key !== 'string') throw new Error('key');
+      if (!this.valueTooLong) this.fields[key] = JSON.parse(Buffer.from(this.value).toString('utf8')) as unknown;
+    } catch {
+      this.broken = true;
+    }
+    this.key = [];
+    this.value = [];
+    this.valueTooLong = false;
+    this.atKey = true;
+  }
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a;
 }

@@ -66,6 +66,41 @@ describe('LineScanner', () => {
     expect(results).toHaveLength(1);
   });
 
+  it('finds a result of any length: a 50 MB result line is streamed, not kept, and its fields are read', () => {
+    const { s, results } = scanner(1024 * 1024);
+    const head = Buffer.from('{"usage":{"input_tokens":7,"nested":{"a":[1,2,{"b":"}]"}]}},"result":"');
+    const tail = Buffer.from('","subtype":"success","is_error":false,"total_cost_usd":1.25,"type":"result","duration_ms":42}\n');
+    const chunk = Buffer.alloc(256 * 1024, 0x62); // "bbbb…", with an escaped quote now and then
+    chunk.write('\\"', 1000);
+    let maxHeld = 0;
+    s.push(head);
+    for (let sent = 0; sent < 50 * 1024 * 1024; sent += chunk.length) {
+      s.push(chunk);
+      maxHeld = Math.max(maxHeld, s.heldBytes);
+    }
+    s.push(tail);
+    expect(maxHeld).toBeLessThanOrEqual(1024 * 1024);
+    expect(results).toEqual([
+      { subtype: 'success', isError: false, durationMs: 42, costUsd: 1.25, usage: { input_tokens: 7, nested: { a: [1, 2, { b: '}]' }] } }, apiErrorStatus: null, bytes: head.length + 50 * 1024 * 1024 + tail.length - 1 },
+    ]);
+  });
+
+  it('an overlong line that is not one well-formed object is no result', () => {
+    const { s, results } = scanner(64);
+    const pad = 'x'.repeat(200);
+    for (const text of [
+      `{"type":"result","text":"${pad}"} trailing`,
+      `{"type":"result","text":"${pad}"`,
+      `[{"type":"result","text":"${pad}"}]`,
+      `{"type":"result","text":${pad}}`,
+      `{"type":"result" "text":"${pad}"}`,
+      `not json ${pad}`,
+    ]) s.push(Buffer.from(`${text}\n`));
+    expect(results).toEqual([]);
+    s.push(Buffer.from(`{"type":"result","text":"${pad}"}\n`));
+    expect(results).toHaveLength(1);
+  });
+
   it('a last line without a newline still counts when the stream ends', () => {
     const { s, results } = scanner();
     s.push(Buffer.from('{"type":"result","subtype":"success"}'));

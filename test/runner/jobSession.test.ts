@@ -53,10 +53,15 @@ describe('runJob: a supervised agent process', () => {
     expect((seen?.data as { bytes: number }).bytes).toBeGreaterThan(1024 * 1024);
   });
 
-  it('a 50 MB line without a newline is logged, not kept, and the result after it is still seen', async () => {
+  it('a 50 MB line without a newline is logged, not kept, and the result after it is still seen; a 50 MB result line is seen', async () => {
     const run = await agentJob(['--huge-line', String(50 * 1024 * 1024), '--result', 'success']);
     expect(run.meta).toMatchObject({ outcome: 'completed', resultSubtype: 'success' });
     expect(statSync(join(run.dir, '.warden', 'runs', run.runId, 'exec.log')).size).toBeGreaterThan(50 * 1024 * 1024);
+    // And a result line of 50 MB is a result like any other.
+    const long = await agentJob(['--result', 'success', '--result-bytes', String(51 * 1024 * 1024)]);
+    expect(long.meta).toMatchObject({ outcome: 'completed', resultSubtype: 'success', costUsd: 0.0421 });
+    const seen = readLog(long.log).records.find((r) => r.type === 'job.resultSeen');
+    expect((seen?.data as { bytes: number }).bytes).toBeGreaterThan(50 * 1024 * 1024);
   }, 60_000);
 
   it('an agent lingering after its result: SIGTERM after the grace, SIGKILL if ignored; mapped to completed; its children die too', async () => {
