@@ -104,18 +104,20 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   let stopped = false;
   let child: ReturnType<typeof spawnDetached> | undefined;
   // Output activity, coalesced: at most one job.output per interval.
+  // The first line of a burst schedules one flush; a silent job costs no wake-ups at all.
   const coalesceMs = Math.min(1_000, Math.max(10, Math.floor(params.idleOutputMs / 10)));
   let pendingLines = 0;
   let pendingBytes = 0;
   let sawOutput = false;
+  let flushTimer: NodeJS.Timeout | undefined;
   const flush = () => {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
     if (pendingLines === 0 && pendingBytes === 0) return;
     send({ type: 'job.output', lines: pendingLines, bytes: pendingBytes });
     pendingLines = 0;
     pendingBytes = 0;
   };
-  const ticker = setInterval(flush, coalesceMs);
-  ticker.unref();
 
   const scannerFor = () =>
     new LineScanner({
@@ -128,6 +130,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
         }
         pendingLines++;
         pendingBytes += bytes + 1;
+        flushTimer ??= setTimeout(flush, coalesceMs);
       },
       onResult: (result) => {
         flush();
@@ -144,7 +147,6 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   try {
     child = spawnDetached(argv, params.cwd, env, params.prompt?.via === 'stdin');
   } catch (error) {
-    clearInterval(ticker);
     closeLog();
     return (fail(spawnReason(error, argv[0]!)), () => {});
   }
@@ -166,7 +168,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   });
   subprocess.once('error', (error) => {
     if (!spawned) {
-      clearInterval(ticker);
+      flush();
       closeLog();
       fail(spawnReason(error, argv[0]!));
     }
@@ -191,7 +193,6 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
       scanners.stdout.end();
       scanners.stderr.end();
       flush();
-      clearInterval(ticker);
       send({ type: 'job.exited', exitCode, signal, at: at() });
       reported = true;
     };
@@ -204,7 +205,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
 
   return () => {
     stopped = true;
-    clearInterval(ticker);
+    clearTimeout(flushTimer);
   };
 }
 
