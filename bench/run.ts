@@ -8,12 +8,13 @@ import { cpus, totalmem } from 'node:os';
 import { appendBench } from './append.bench.js';
 import { removeDemoLog } from './demoLog.js';
 import { doctorBench } from './doctor.bench.js';
+import { jobBench } from './job.bench.js';
 import { leaseBench } from './lease.bench.js';
 import { projectionBench } from './projection.bench.js';
 import { replayBench } from './replay.bench.js';
 import { fmtPct, fmtRate, printTable, verdict, type Bench, type Result } from './stats.js';
 
-const benches: readonly Bench[] = [appendBench, replayBench, projectionBench, leaseBench, doctorBench];
+const benches: readonly Bench[] = [appendBench, replayBench, projectionBench, leaseBench, doctorBench, jobBench];
 
 async function main(): Promise<number> {
   const filters = process.argv.slice(2).map((a) => a.toLowerCase());
