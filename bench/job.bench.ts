@@ -39,6 +39,7 @@ import { Worker } from 'node:worker_threads';
 import type { AnyMachineSnapshot } from 'xstate';
 import { systemClock, type Clock } from '../src/effects/clock.js';
 import { jobEffects } from '../src/effects/jobProcess.js';
+import { readStartTime } from '../src/effects/processIdentity.js';
 import { signalJobProcesses } from '../src/effects/processTree.js';
 import { builtInMachines } from '../src/machines/catalogue.js';
 import type { JobContext } from '../src/machines/job.machine.js';
@@ -779,13 +780,15 @@ async function floorKill(watcher: ExitWatcher): Promise<KillSample> {
   return { ms, signalMs, doneMs: Number.NaN, procs };
 }
 
-/** signalJobProcesses(jobId, pid, 'SIGKILL') called directly on a running tree job (spawned by jobEffects). */
+/** signalJobProcesses(jobId, {pid, startTime}, 'SIGKILL') called directly on a running tree job (spawned by jobEffects). */
 async function directKill(jr: JobRunner, watcher: ExitWatcher, slug: string): Promise<KillSample> {
   const { actor, jobId, pids, rootPid } = await startTree(jr, slug, 30_000);
   const procs = listPids().length;
   const gone = watcher.watch(pids, `${slug} (direct)`);
+  // As the job's effects call it: with the root's start time, so older processes' environments are not read.
+  const startTime = readStartTime(rootPid);
   const t0 = performance.now();
-  const signalled = signalJobProcesses(jobId, rootPid, 'SIGKILL');
+  const signalled = signalJobProcesses(jobId, { pid: rootPid, startTime: startTime === null ? null : Number(startTime) }, 'SIGKILL');
   const signalMs = performance.now() - t0;
   const ms = (await gone) - t0;
   const missed = pids.filter((p) => !signalled.includes(p));

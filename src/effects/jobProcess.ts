@@ -13,6 +13,7 @@ import type { JobMeta } from '../machines/job.machine.js';
 import type { JobInput } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
+import { readStartTime } from './processIdentity.js';
 import { killJobRemains, signalJobProcesses } from './processTree.js';
 
 /** What spawnJob is asked to run: the job's input, minus what only the machine needs. */
@@ -34,6 +35,8 @@ export interface JobEffectsOptions {
 
 interface Running {
   pid: number;
+  /** Its start time (ticks after boot): only processes started since can carry its WARDEN_JOB_ID. */
+  startTime: number | null;
 }
 
 /**
@@ -44,17 +47,20 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
   const running = new Map<string, Running>();
   return {
     spawnJob: fromCallback(({ input }: { input: EffectInput<SpawnParams> }) => {
-      const stop = spawnAgent(input, options, (pid) => running.set(input.params.jobId, { pid }));
+      const stop = spawnAgent(input, options, (pid) => {
+        const started = readStartTime(pid);
+        running.set(input.params.jobId, { pid, startTime: started === null ? null : Number(started) });
+      });
       return stop;
     }),
     signalJob: fromPromise(async ({ input }: { input: EffectInput<{ jobId: string; signal: 'SIGTERM' | 'SIGKILL' }> }) => {
       const job = running.get(input.params.jobId);
-      const pids = signalJobProcesses(input.params.jobId, job?.pid ?? null, input.params.signal);
+      const pids = signalJobProcesses(input.params.jobId, job ?? null, input.params.signal);
       input.send({ type: 'job.signalled', signal: input.params.signal, pids });
     }),
     reapJob: fromPromise(async ({ input }: { input: EffectInput<{ jobId: string }> }) => {
       const job = running.get(input.params.jobId);
-      const { killed, survivors } = await killJobRemains(input.params.jobId, job?.pid ?? null, options.reapWithinMs ?? 2_000);
+      const { killed, survivors } = await killJobRemains(input.params.jobId, job ?? null, options.reapWithinMs ?? 2_000);
       running.delete(input.params.jobId);
       input.send({ type: 'job.reaped', killed, survivors });
     }),

@@ -12,6 +12,8 @@ export interface ProcessInfo {
   pgid: number;
   /** One-letter state from /proc/<pid>/stat: R, S, D, Z, T … */
   state: string;
+  /** Field 22: clock ticks after boot when it started. */
+  startTime: number;
 }
 
 /** Every process /proc shows now (pid, parent, group, state); empty without /proc. */
@@ -34,7 +36,7 @@ export function listProcesses(): ProcessInfo[] {
     }
     // The command name may hold spaces and parentheses: fields start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.push({ pid: Number(entry), state: fields[0]!, ppid: Number(fields[1]), pgid: Number(fields[2]) });
+    out.push({ pid: Number(entry), state: fields[0]!, ppid: Number(fields[1]), pgid: Number(fields[2]), startTime: Number(fields[19]) });
   }
   return out;
 }
@@ -57,11 +59,19 @@ export function carriesJobId(pid: number, jobId: string): boolean {
   return false;
 }
 
+/** Where a job's process tree starts: its main process, and when that started (ticks after boot). */
+export interface JobRoot {
+  pid: number | null;
+  /** Processes that started before this cannot carry the job's id: their environment is not read. */
+  startTime?: number | null;
+}
+
 /**
  * The live (non-zombie) processes of a job: its main process and descendants, its process group,
  * and every process carrying its WARDEN_JOB_ID.
  */
-export function jobProcesses(jobId: string, rootPid: number | null): number[] {
+export function jobProcesses(jobId: string, root: JobRoot | number | null): number[] {
+  const { pid: rootPid, startTime: rootStart = null } = typeof root === 'object' && root !== null ? root : { pid: root };
   const all = listProcesses();
   const children = new Map<number, number[]>();
   for (const p of all) {
@@ -83,7 +93,9 @@ export function jobProcesses(jobId: string, rootPid: number | null): number[] {
   const live = new Map(all.map((p) => [p.pid, p]));
   for (const p of all) {
     if (p.pid === self) continue;
-    if ((rootPid !== null && p.pgid === rootPid) || carriesJobId(p.pid, jobId)) found.add(p.pid);
+    if (rootPid !== null && p.pgid === rootPid) found.add(p.pid);
+    // Reading an environment is the costly part of a scan: only for processes the job could have started.
+    else if ((rootStart === null || p.startTime >= rootStart) && carriesJobId(p.pid, jobId)) found.add(p.pid);
   }
   // Only what is there and alive: a zombie has exited (its parent has yet to reap it).
   return [...found].filter((pid) => pid !== self && live.has(pid) && live.get(pid)!.state !== 'Z').sort((a, b) => a - b);
@@ -93,9 +105,10 @@ export function jobProcesses(jobId: string, rootPid: number | null): number[] {
  * Sends `signal` to the job's process group and to every process of the job (see
  * {@link jobProcesses}); returns the pids signalled.
  */
-export function signalJobProcesses(jobId: string, rootPid: number | null, signal: NodeJS.Signals): number[] {
+export function signalJobProcesses(jobId: string, root: JobRoot | number | null, signal: NodeJS.Signals): number[] {
+  const rootPid = typeof root === 'object' && root !== null ? root.pid : root;
   // Listed first: once signalled, the group's members die at once and would not be listed.
-  const pids = jobProcesses(jobId, rootPid);
+  const pids = jobProcesses(jobId, root);
   if (rootPid !== null) trySignal(-rootPid, signal);
   for (const pid of pids) trySignal(pid, signal);
   return pids;
@@ -106,11 +119,12 @@ export function signalJobProcesses(jobId: string, rootPid: number | null, signal
  * killed and what survived. There is no exit event for processes that are not our children, so
  * this looks again every few milliseconds.
  */
-export async function killJobRemains(jobId: string, rootPid: number | null, withinMs = 2_000): Promise<{ killed: number[]; survivors: number[] }> {
+export async function killJobRemains(jobId: string, root: JobRoot | number | null, withinMs = 2_000): Promise<{ killed: number[]; survivors: number[] }> {
+  const rootPid = typeof root === 'object' && root !== null ? root.pid : root;
   const killed = new Set<number>();
   const deadline = Date.now() + withinMs;
   for (;;) {
-    const left = jobProcesses(jobId, rootPid);
+    const left = jobProcesses(jobId, root);
     if (left.length === 0) return { killed: [...killed].sort((a, b) => a - b), survivors: [] };
     if (Date.now() > deadline) return { killed: [...killed].sort((a, b) => a - b), survivors: left };
     if (rootPid !== null) trySignal(-rootPid, 'SIGKILL');
