@@ -6,6 +6,7 @@ import { startGuardedCommand } from '../effects/guardedCommand.js';
 import { LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { parsing, positiveInteger } from './args.js';
+import { exitCodeOf, forwardSignals } from './childExit.js';
 import { Output, warn } from './output.js';
 
 /** `warden lease run|status`. */
@@ -15,8 +16,6 @@ export async function leaseCommand(argv: string[]): Promise<number> {
   if (sub === 'status') return leaseStatus(rest);
   throw new UsageError(`lease: expected "run" or "status", got ${sub === undefined ? 'nothing' : `"${sub}"`}`);
 }
-
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
 
 /** Like flock(1): CMD runs while this process holds the lease; the exit code is CMD's. */
 async function leaseRun(argv: string[]): Promise<number> {
@@ -63,18 +62,12 @@ async function leaseRun(argv: string[]): Promise<number> {
     WARDEN_LEASE_EPOCH: String(lease.epoch),
     WARDEN_LEASE_DIR: resolve(values.dir ?? '.'),
   });
-  let signalled: NodeJS.Signals | undefined;
-  const forward = (signal: NodeJS.Signals) => {
-    signalled = signal;
-    child.signal(signal);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
-
+  const forwarding = forwardSignals(child);
   const outcome = await Promise.race([
     child.exited.then((result) => ({ kind: 'exited' as const, result })),
     lease.lost.then((error) => ({ kind: 'lost' as const, error })),
   ]);
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, forward);
+  forwarding.stop();
 
   if (outcome.kind === 'lost') {
     // Deposed: the critical section must not go on beside the new holder's.
@@ -83,11 +76,11 @@ async function leaseRun(argv: string[]): Promise<number> {
     return 1;
   }
   const { result } = outcome;
-  const code = result.exitCode ?? 128 + (SIGNAL_NUMBERS[result.signal ?? ''] ?? 0);
+  const signalled = forwarding.signalled();
+  const code = exitCodeOf(result);
   const why = signalled ? `${signalled}; command exited with ${code}` : `command exited with ${code}`;
   if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
-  if (signalled) return 128 + (SIGNAL_NUMBERS[signalled] ?? 0);
-  return code;
+  return exitCodeOf(result, signalled);
 }
 
 /** Who holds the lease and whether that owner is alive. */

@@ -17,6 +17,7 @@ import {
 } from '../effects/workerLock.js';
 import { loadConfig } from '../store/configFile.js';
 import { parsing, positiveInteger } from './args.js';
+import { exitCodeOf, forwardSignals } from './childExit.js';
 import { Output, warn } from './output.js';
 
 const SUBCOMMANDS = ['acquire', 'release', 'status', 'check', 'run'] as const;
@@ -118,18 +119,11 @@ async function lockRun(argv: string[]): Promise<number> {
 
   const { startGuardedCommand } = await import('../effects/guardedCommand.js');
   const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) });
-  let signalled: NodeJS.Signals | undefined;
-  const forward = (signal: NodeJS.Signals) => {
-    signalled = signal;
-    child.signal(signal);
-  };
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, forward);
+  const forwarding = forwardSignals(child);
   const result = await child.exited;
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, forward);
+  forwarding.stop();
   if ((await releaseWorkerLock(worker, { owner }, options)) === 'not ours') warn(`${worker}: the lock was no longer ours at release; left it alone`);
-  const numbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15, SIGKILL: 9 };
-  if (signalled) return 128 + (numbers[signalled] ?? 0);
-  return result.exitCode ?? 128 + (numbers[result.signal ?? ''] ?? 0);
+  return exitCodeOf(result, forwarding.signalled());
 }
 
 function workerOf(command: string, positionals: string[]): string {
