@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { startGuardedCommand } from '../effects/guardedCommand.js';
-import { LeaseOps } from '../effects/leaseOps.js';
+import { DEFAULT_LEASE_TIMINGS, LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { parsing, positiveInteger } from './args.js';
 import { exitCodeOf, forwardSignals } from './childExit.js';
@@ -42,7 +42,9 @@ async function leaseRun(argv: string[]): Promise<number> {
     wait: values.wait ?? false,
     probeIntervalMs: positiveInteger('probe-ms', values['probe-ms']),
     timings: {
-      ...(ttl === undefined ? {} : { leaseTtlMs: ttl }),
+      // A claim (held for milliseconds while the lock changes hands) from another host is not
+      // trusted longer than a lease: a shorter TTL shortens the claim TTL with it.
+      ...(ttl === undefined ? {} : { leaseTtlMs: ttl, claimTtlMs: Math.min(DEFAULT_LEASE_TIMINGS.claimTtlMs, ttl) }),
       ...(values['grace-ms'] === undefined ? {} : { graceMs: positiveInteger('grace-ms', values['grace-ms']) }),
     },
     // This command releases itself, after CMD has exited.
