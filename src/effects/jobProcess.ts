@@ -14,6 +14,9 @@ import type { JobInput } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
 import { readStartTime } from './processIdentity.js';
+
+/** After the process exits, its pipes are read until they end or stay quiet this long. */
+const EXIT_QUIET_MS = 100;
 import { killJobRemains, signalJobProcesses } from './processTree.js';
 
 /** What spawnJob is asked to run: the job's input, minus what only the machine needs. */
@@ -115,6 +118,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   let pendingLines = 0;
   let pendingBytes = 0;
   let sawOutput = false;
+  let lastDataAt = 0;
   let flushTimer: NodeJS.Timeout | undefined;
   const flush = () => {
     clearTimeout(flushTimer);
@@ -129,14 +133,12 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
     new LineScanner({
       maxLineBytes: options.maxLineBytes,
       rateLimitPatterns: options.rateLimitPatterns,
-      onLine: (bytes) => {
+      onLine: () => {
         if (!sawOutput) {
           sawOutput = true;
           send({ type: 'job.firstOutput', at: at() });
         }
         pendingLines++;
-        pendingBytes += bytes + 1;
-        flushTimer ??= setTimeout(flush, coalesceMs);
       },
       onResult: (result) => {
         flush();
@@ -186,6 +188,10 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
     stream.on('data', (chunk: Buffer) => {
       if (logOpen) writeSync(logFd, chunk);
       options.passThrough?.[name].write(chunk);
+      // Activity is bytes, not finished lines: an agent streaming one long line is not idle.
+      pendingBytes += chunk.length;
+      flushTimer ??= setTimeout(flush, coalesceMs);
+      lastDataAt = performance.now();
       scanners[name].push(chunk);
     });
   }
@@ -193,8 +199,18 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   subprocess.once('exit', (exitCode, signal) => {
     // Output the process wrote just before exiting may still be in the pipes: read it first. A
     // descendant that keeps a pipe open (a background shell) must not hold the exit back, so
-    // wait for the streams only briefly.
+    // wait for the streams to end, or to go quiet for a moment (output still draining from a
+    // busy pipe keeps the wait going).
     const ended = [subprocess.stdout, subprocess.stderr].map((s) => (s && !s.readableEnded ? new Promise((r) => s.once('end', r)) : Promise.resolve()));
+    const quiet = new Promise<void>((resolve) => {
+      const check = () => {
+        const idle = performance.now() - lastDataAt;
+        if (idle >= EXIT_QUIET_MS) resolve();
+        else setTimeout(check, EXIT_QUIET_MS - idle);
+      };
+      lastDataAt = Math.max(lastDataAt, performance.now());
+      check();
+    });
     const settle = () => {
       scanners.stdout.end();
       scanners.stderr.end();
@@ -202,7 +218,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
       send({ type: 'job.exited', exitCode, signal, at: at() });
       reported = true;
     };
-    void Promise.race([Promise.all(ended), new Promise((r) => setTimeout(r, 100))]).then(() => {
+    void Promise.race([Promise.all(ended), quiet]).then(() => {
       if (!stopped) settle();
     });
   });

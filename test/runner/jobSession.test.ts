@@ -54,15 +54,17 @@ describe('runJob: a supervised agent process', () => {
   });
 
   it('a 50 MB line without a newline is logged, not kept, and the result after it is still seen; a 50 MB result line is seen', async () => {
-    const run = await agentJob(['--huge-line', String(50 * 1024 * 1024), '--result', 'success']);
+    // Generous watchdogs: a loaded CI machine may take seconds to move 50 MB through a pipe.
+    const slow = { timeouts: { ...FAST, maxDurationMs: 50_000, idleOutputMs: 20_000 } };
+    const run = await agentJob(['--huge-line', String(50 * 1024 * 1024), '--result', 'success'], slow);
     expect(run.meta).toMatchObject({ outcome: 'completed', resultSubtype: 'success' });
     expect(statSync(join(run.dir, '.warden', 'runs', run.runId, 'exec.log')).size).toBeGreaterThan(50 * 1024 * 1024);
     // And a result line of 50 MB is a result like any other.
-    const long = await agentJob(['--result', 'success', '--result-bytes', String(51 * 1024 * 1024)]);
+    const long = await agentJob(['--result', 'success', '--result-bytes', String(51 * 1024 * 1024)], slow);
     expect(long.meta).toMatchObject({ outcome: 'completed', resultSubtype: 'success', costUsd: 0.0421 });
     const seen = readLog(long.log).records.find((r) => r.type === 'job.resultSeen');
     expect((seen?.data as { bytes: number }).bytes).toBeGreaterThan(50 * 1024 * 1024);
-  }, 60_000);
+  }, 120_000);
 
   it('an agent lingering after its result: SIGTERM after the grace, SIGKILL if ignored; mapped to completed; its children die too', async () => {
     const run = await agentJob(['--result', 'success', '--linger', 'forever', '--ignore-term', '--grandchild', '--setsid', '--daemon']);
@@ -77,6 +79,11 @@ describe('runJob: a supervised agent process', () => {
     const run = await agentJob(['--lines', '1', '--linger', 'forever'], { timeouts: { ...FAST, idleOutputMs: 400 } });
     expect(run.meta).toMatchObject({ outcome: 'failed', killedBy: 'idle', signal: 'SIGTERM' });
     expect(run.meta.reason).toBe('killed by SIGTERM; killed: no output for idleOutputMs 400');
+  });
+
+  it('idle watchdog: bytes count as output, so one line streamed slowly for longer than idleOutputMs is not idle', async () => {
+    const run = await agentJob(['--drip-line', '1200', '--result', 'success'], { timeouts: { ...FAST, idleOutputMs: 400 } });
+    expect(run.meta).toMatchObject({ outcome: 'completed', killedBy: null });
   });
 
   it('maxDuration watchdog: killed past the maximum even while producing output', async () => {
