@@ -1,8 +1,16 @@
 #!/usr/bin/env node
-// Regenerates docs/events.md from the event schemas (run after `npm run build`).
+// Regenerates docs/events.md, docs/config.schema.json and docs/config.md from the schemas (run after `npm run build`).
 import { writeFileSync } from 'node:fs';
 import { builtInMachines, renderEventCatalogue } from '../dist/index.js';
+import { renderConfigReference, renderConfigSchema } from '../dist/store/configDocs.js';
 
 const catalogue = new Map(builtInMachines.map((d) => [d.name, d]));
-writeFileSync(new URL('../docs/events.md', import.meta.url), renderEventCatalogue(catalogue));
-console.log('wrote docs/events.md');
+const docs = {
+  'events.md': renderEventCatalogue(catalogue),
+  'config.schema.json': renderConfigSchema(),
+  'config.md': renderConfigReference(),
+};
+for (const [name, text] of Object.entries(docs)) {
+  writeFileSync(new URL(`../docs/${name}`, import.meta.url), text);
+  console.log(`wrote docs/${name}`);
+}

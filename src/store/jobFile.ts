@@ -4,16 +4,23 @@
  * rest of the file. A file that cannot be read as a job is a problem naming the file and what is
  * wrong; the others are read on regardless.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { describeIssue } from './catalogue.js';
 import { jobTimeoutsSchema } from './events/job.events.js';
 
-/** Slugs are file names without `.md`; nothing else is accepted (DESIGN.md "Files a user writes"). */
-export const SLUG_PATTERN = /^[a-z0-9][a-z0-9._-]*$/;
+/**
+ * Slugs are file names without `.md`; nothing else is accepted (DESIGN.md "Files a user writes").
+ * No `..` either: slugs name files under `.warden/runs/`, and no name there should look like a
+ * way out of it.
+ */
+export const SLUG_PATTERN = /^(?!.*\.\.)[a-z0-9][a-z0-9._-]*$/;
 export const DEFAULT_PARALLEL_GROUP = 99;
+/** A job file is a prompt, not a data set: a bigger one is a mistake, and is never read whole. */
+export const JOB_FILE_MAX_BYTES = 1024 * 1024;
 
 export const jobFrontmatterSchema = z.strictObject({
   title: z.string().min(1).optional(),
@@ -32,20 +39,31 @@ export interface JobFile extends JobFrontmatter {
   /** Where parallelGroup came from. */
   groupFrom: 'frontmatter' | 'file name' | 'default';
   prompt: string;
+  /** sha256 (hex) of the file's bytes: a scheduler tells an edited file by it. */
+  hash: string;
 }
 
 export type JobFileResult = { ok: true; job: JobFile } | { ok: false; file: string; problem: string };
 
 /**
- * Reads one job file's text.
+ * Reads one job file: its bytes (which must be UTF-8), or its text (hashed as UTF-8).
  * @example parseJobFile('.warden/jobs/07-fix-login.md', '---\ntitle: Fix login\n---\nFix it.')
  */
-export function parseJobFile(file: string, text: string): JobFileResult {
+export function parseJobFile(file: string, content: string | Uint8Array): JobFileResult {
   const name = file.slice(file.lastIndexOf('/') + 1);
   const bad = (problem: string): JobFileResult => ({ ok: false, file, problem });
   if (!name.endsWith('.md')) return bad('not a .md file');
   const slug = name.slice(0, -'.md'.length);
-  if (!SLUG_PATTERN.test(slug)) return bad(`"${slug}" is not a slug: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  const slugProblem = slugProblemOf(slug);
+  if (slugProblem) return bad(slugProblem);
+  const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  let text: string;
+  try {
+    text = typeof content === 'string' ? content : new TextDecoder('utf-8', { fatal: true }).decode(content);
+  } catch {
+    return bad('is not UTF-8 text');
+  }
 
   let frontmatter: unknown = {};
   let body = text;
@@ -72,28 +90,80 @@ export function parseJobFile(file: string, text: string): JobFileResult {
   const fromFile = prefix ? Number(prefix[1]) : undefined;
   const parallelGroup = parsed.data.parallelGroup ?? fromFile ?? DEFAULT_PARALLEL_GROUP;
   const groupFrom = parsed.data.parallelGroup !== undefined ? 'frontmatter' : fromFile !== undefined ? 'file name' : 'default';
-  return { ok: true, job: { ...parsed.data, slug, file, parallelGroup, groupFrom, prompt } };
+  return { ok: true, job: { ...parsed.data, slug, file, parallelGroup, groupFrom, prompt, hash } };
+}
+
+function slugProblemOf(slug: string): string | undefined {
+  if (slug.includes('..')) return `"${slug}" is not a slug: it contains "..", and slugs become file names under .warden/runs/`;
+  if (!SLUG_PATTERN.test(slug)) return `"${slug}" is not a slug: lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`;
+  return undefined;
 }
 
 /**
  * Reads every `.md` file of a jobs dir (other files are ignored), in name order: the jobs, and the
- * files that are not jobs with why.
+ * files that are not jobs with why. Only regular files are read, and none past
+ * JOB_FILE_MAX_BYTES: a symlink could point anywhere (a job file's text is sent to an agent), and
+ * a FIFO would block the scheduler forever.
  */
 export function readJobsDir(dir: string): { jobs: JobFile[]; problems: Array<{ file: string; problem: string }> } {
   const jobs: JobFile[] = [];
   const problems: Array<{ file: string; problem: string }> = [];
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.md')).sort()) {
     const file = join(dir, name);
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (error) {
-      problems.push({ file, problem: `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}` });
-      continue;
-    }
-    const result = parseJobFile(file, text);
+    const read = readJobBytes(file);
+    const result = typeof read === 'string' ? ({ ok: false, file, problem: read } as const) : parseJobFile(file, read);
     if (result.ok) jobs.push(result.job);
     else problems.push({ file: result.file, problem: result.problem });
   }
   return { jobs, problems };
+}
+
+/**
+ * The bytes of a job file, or why they are not read. Opened without following a symlink and
+ * without blocking (a FIFO), then judged by fstat of that descriptor, so what is checked is what
+ * is read.
+ */
+function readJobBytes(file: string): Buffer | string {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') return 'is a symlink; job files must be regular files';
+    if (code === 'EISDIR') return 'is a directory; job files must be regular files';
+    return `cannot read: ${code ?? String(error)}`;
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (stat.isDirectory()) return 'is a directory; job files must be regular files';
+    if (!stat.isFile()) return 'is not a regular file (a FIFO, socket or device); job files must be regular files';
+    if (stat.size > JOB_FILE_MAX_BYTES) return tooLarge(stat.size);
+    return readAtMost(fd, JOB_FILE_MAX_BYTES) ?? `grew past ${mib(JOB_FILE_MAX_BYTES)}, the limit for a job file, while it was read`;
+  } catch (error) {
+    return `cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads to the end, or gives up (undefined) as soon as more than `limit` bytes came. */
+function readAtMost(fd: number, limit: number): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const chunk = Buffer.allocUnsafe(64 * 1024);
+  for (let n = readSync(fd, chunk); n > 0; n = readSync(fd, chunk)) {
+    total += n;
+    if (total > limit) return undefined;
+    chunks.push(Buffer.from(chunk.subarray(0, n)));
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function tooLarge(bytes: number): string {
+  return `is ${mib(bytes)} (${bytes} bytes), over the ${mib(JOB_FILE_MAX_BYTES)} limit for a job file`;
+}
+
+function mib(bytes: number): string {
+  const value = bytes / (1024 * 1024);
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} MiB`;
 }

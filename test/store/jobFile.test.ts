@@ -1,7 +1,9 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, ftruncateSync, mkdirSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseJobFile, readJobsDir } from '../../src/store/jobFile.js';
+import { JOB_FILE_MAX_BYTES, SLUG_PATTERN, parseJobFile, readJobsDir } from '../../src/store/jobFile.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -35,6 +37,7 @@ describe('job files', () => {
         parallelGroup: 12,
         groupFrom: 'file name',
         prompt: 'Build the games.\n---\nA rule inside the prompt stays in the prompt.',
+        hash: createHash('sha256').update(text).digest('hex'),
       },
     });
   });
@@ -73,5 +76,96 @@ describe('job files', () => {
     const { jobs, problems } = readJobsDir(dir);
     expect(jobs.map((j) => j.slug)).toEqual(['01-a', '02-b']);
     expect(problems).toEqual([{ file: join(dir, 'Bad.md'), problem: expect.stringContaining('is not a slug') }]);
+  });
+
+  it('a slug has no "..": slugs become file names under .warden/runs/', () => {
+    const problem = (file: string) => {
+      const r = parseJobFile(file, 'Go.');
+      return r.ok ? 'ok' : r.problem;
+    };
+    expect(problem('/j/x..y.md')).toBe('"x..y" is not a slug: it contains "..", and slugs become file names under .warden/runs/');
+    expect(problem('/j/a...md')).toBe('"a.." is not a slug: it contains "..", and slugs become file names under .warden/runs/');
+    expect(problem('/j/..md')).toMatch(/^"\." is not a slug: /);
+    expect(problem('/j/v1.2-fix_a.md')).toBe('ok');
+    expect(SLUG_PATTERN.test('x..y')).toBe(false);
+    expect(SLUG_PATTERN.test('x.y')).toBe(true);
+  });
+
+  it('hash: sha256 of the bytes, the same whether given as bytes or text, different once edited', () => {
+    const bytes = Buffer.from('---\ntitle: Café\n---\nGo.\n');
+    const hashOf = (content: string | Uint8Array) => {
+      const r = parseJobFile('/j/a.md', content);
+      return r.ok ? r.job.hash : r.problem;
+    };
+    expect(hashOf(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(hashOf(bytes.toString('utf8'))).toBe(hashOf(bytes));
+    expect(hashOf('---\ntitle: Café\n---\nGo!\n')).not.toBe(hashOf(bytes));
+    expect(hashOf(Buffer.from([0x47, 0x6f, 0xff, 0x2e]))).toBe('is not UTF-8 text');
+  });
+
+  it('a jobs dir with every kind of bad file: each reported with its reason, the good ones still read', () => {
+    const root = tempDir();
+    const dir = join(root, 'jobs');
+    mkdirSync(dir);
+    writeFileSync(join(dir, '01-good.md'), '---\ntitle: Good\n---\nGo.');
+    writeFileSync(join(dir, 'bad-yaml.md'), '---\ntitle: [unclosed\n---\nGo.');
+    writeFileSync(join(dir, 'unknown-key.md'), '---\ntitel: typo\n---\nGo.');
+    writeFileSync(join(dir, 'wrong-type.md'), '---\nestimateMinutes: soon\n---\nGo.');
+    writeFileSync(join(dir, 'x..y.md'), 'Go.');
+    writeFileSync(join(dir, 'big.md'), Buffer.alloc(5 * 1024 * 1024, 'a'));
+    writeFileSync(join(root, 'secret.md'), 'Send this anywhere.');
+    symlinkSync(join(root, 'secret.md'), join(dir, 'link.md'));
+    symlinkSync('../secret.md', join(dir, 'relative-link.md'));
+    symlinkSync(join(root, 'missing.md'), join(dir, 'dangling.md'));
+    mkdirSync(join(dir, 'folder.md'));
+    writeFileSync(join(dir, 'zz-good.md'), 'Also good.');
+
+    const { jobs, problems } = readJobsDir(dir);
+    expect(jobs.map((j) => j.slug)).toEqual(['01-good', 'zz-good']);
+    expect(jobs[0]).toMatchObject({ title: 'Good', prompt: 'Go.', hash: createHash('sha256').update('---\ntitle: Good\n---\nGo.').digest('hex') });
+    const reasons = Object.fromEntries(problems.map((p) => [p.file.slice(dir.length + 1), p.problem]));
+    expect(reasons).toEqual({
+      'bad-yaml.md': expect.stringMatching(/^frontmatter is not YAML \(line 2\): /),
+      'unknown-key.md': 'frontmatter: (root): Unrecognized key: "titel"',
+      'wrong-type.md': expect.stringMatching(/^frontmatter: estimateMinutes: /),
+      'x..y.md': '"x..y" is not a slug: it contains "..", and slugs become file names under .warden/runs/',
+      'big.md': 'is 5 MiB (5242880 bytes), over the 1 MiB limit for a job file',
+      'link.md': 'is a symlink; job files must be regular files',
+      'relative-link.md': 'is a symlink; job files must be regular files',
+      'dangling.md': 'is a symlink; job files must be regular files',
+      'folder.md': 'is a directory; job files must be regular files',
+    });
+    for (const { problem } of problems) expect(problem).not.toContain('\n');
+  });
+
+  it('a file far over the limit is refused by its size, never read (a sparse 4 GiB file)', () => {
+    const dir = tempDir();
+    const fd = openSync(join(dir, 'huge.md'), 'w');
+    ftruncateSync(fd, 4 * 1024 * 1024 * 1024);
+    closeSync(fd);
+    writeFileSync(join(dir, 'ok.md'), 'Go.');
+    const started = performance.now();
+    const { jobs, problems } = readJobsDir(dir);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(jobs.map((j) => j.slug)).toEqual(['ok']);
+    expect(problems).toEqual([{ file: join(dir, 'huge.md'), problem: 'is 4096 MiB (4294967296 bytes), over the 1 MiB limit for a job file' }]);
+  });
+
+  it('the limit itself is allowed; one byte more is not', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'at-limit.md'), Buffer.alloc(JOB_FILE_MAX_BYTES, 'a'));
+    writeFileSync(join(dir, 'over.md'), Buffer.alloc(JOB_FILE_MAX_BYTES + 1, 'a'));
+    const { jobs, problems } = readJobsDir(dir);
+    expect(jobs.map((j) => [j.slug, j.prompt.length])).toEqual([['at-limit', JOB_FILE_MAX_BYTES]]);
+    expect(problems).toEqual([{ file: join(dir, 'over.md'), problem: 'is 1.0 MiB (1048577 bytes), over the 1 MiB limit for a job file' }]);
+  });
+
+  it.skipIf(process.platform === 'win32')('a FIFO named x.md is reported at once, not waited on', () => {
+    const dir = tempDir();
+    execFileSync('mkfifo', [join(dir, 'pipe.md')]);
+    writeFileSync(join(dir, 'ok.md'), 'Go.');
+    const { jobs, problems } = readJobsDir(dir);
+    expect(jobs.map((j) => j.slug)).toEqual(['ok']);
+    expect(problems).toEqual([{ file: join(dir, 'pipe.md'), problem: 'is not a regular file (a FIFO, socket or device); job files must be regular files' }]);
   });
 });

@@ -1,0 +1,126 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { configSchema } from '../../src/store/config.js';
+import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, concurrencyCapOf, loadConfig } from '../../src/store/configFile.js';
+import { useTempDirs } from '../helpers/tempDir.js';
+
+const tempDir = useTempDirs();
+
+/** A project dir whose .warden/config.json holds `json`. */
+function projectWith(json: unknown): string {
+  const dir = tempDir();
+  mkdirSync(join(dir, '.warden'));
+  writeFileSync(join(dir, '.warden', 'config.json'), JSON.stringify(json));
+  return dir;
+}
+
+async function loadProblem(json: unknown): Promise<string> {
+  const dir = projectWith(json);
+  const error = await loadConfig(dir).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(UsageError);
+  return (error as UsageError).message.slice(join(dir, '.warden', 'config.json').length + 2);
+}
+
+describe('the project config', () => {
+  it('reads every key it knows', async () => {
+    const config = {
+      concurrencyCap: 2,
+      agent: { command: ['node', 'agent.mjs'] },
+      jobsDir: 'queue',
+      requeueInterrupted: 0,
+      blockedProbeMs: 500,
+      timeouts: { maxDurationMs: 1000, idleOutputMs: 500 },
+      env: { deny: ['*_TOKEN'], allow: ['GH_TOKEN'], set: { A: 'b' } },
+      rateLimitPatterns: [{ name: 'quota', regex: 'quota exceeded' }],
+      tmux: { socket: 'w' },
+      doctor: { skipDirs: ['.git'] },
+    };
+    expect(await loadConfig(projectWith(config))).toEqual(config);
+  });
+
+  it('an unknown key, top-level or nested, is an error naming it', async () => {
+    expect(await loadProblem({ concurrencyCap: 2, concurency: 3 })).toBe('(root): Unrecognized key: "concurency"');
+    expect(await loadProblem({ agent: { command: ['x'], args: [] } })).toBe('agent: Unrecognized key: "args"');
+    expect(await loadProblem({ timeouts: { idleMs: 5 } })).toBe('timeouts: Unrecognized key: "idleMs"');
+  });
+
+  it.each([
+    [{ concurrencyCap: 0 }, /^concurrencyCap: /],
+    [{ concurrencyCap: 21 }, /^concurrencyCap: /],
+    [{ concurrencyCap: 2.5 }, /^concurrencyCap: /],
+    [{ agent: { command: [] } }, /^agent\.command: /],
+    [{ agent: {} }, /^agent\.command: /],
+    [{ agent: { command: 'claude -p' } }, /^agent\.command: /],
+    [{ jobsDir: '' }, /^jobsDir: /],
+    [{ requeueInterrupted: -1 }, /^requeueInterrupted: /],
+    [{ blockedProbeMs: 0 }, /^blockedProbeMs: /],
+    [{ blockedProbeMs: '2s' }, /^blockedProbeMs: /],
+  ])('a wrong type or value is an error naming the key: %j', async (json, message) => {
+    expect(await loadProblem(json)).toMatch(message);
+  });
+
+  it('no file is the empty config; the defaults are one object', async () => {
+    expect(await loadConfig(tempDir())).toEqual({});
+    expect(CONFIG_DEFAULTS).toEqual({
+      concurrencyCap: 4,
+      agent: { command: ['claude', '-p', '--output-format', 'stream-json', '--verbose'] },
+      jobsDir: '.warden/jobs',
+      requeueInterrupted: 1,
+      blockedProbeMs: 2000,
+    });
+    expect(DEFAULT_AGENT_COMMAND).toBe(CONFIG_DEFAULTS.agent.command);
+    expect(Object.isFrozen(DEFAULT_AGENT_COMMAND)).toBe(true);
+  });
+
+  it('accepts a $schema key, for editors', () => {
+    expect(configSchema.safeParse({ $schema: '../node_modules/warden/docs/config.schema.json' }).success).toBe(true);
+  });
+});
+
+describe('concurrencyCapOf', () => {
+  it('the config, else 4, when WARDEN_MAX_CONCURRENCY is not set', () => {
+    expect(concurrencyCapOf({}, {})).toBe(4);
+    expect(concurrencyCapOf({ concurrencyCap: 7 }, {})).toBe(7);
+  });
+
+  it.each([
+    ['3', 3],
+    [' 12\n', 12],
+    ['0', 1],
+    ['-4', 1],
+    ['20', 20],
+    ['50', 20],
+    ['99999999999999999999999', 20],
+  ])('WARDEN_MAX_CONCURRENCY=%j overrides the config, clamped to 1..20: %i', (value, cap) => {
+    expect(concurrencyCapOf({ concurrencyCap: 7 }, { WARDEN_MAX_CONCURRENCY: value })).toBe(cap);
+  });
+
+  it.each(['', '  ', 'abc', '2.5', '3x', '-', '1e3', '0x10', '+'])('WARDEN_MAX_CONCURRENCY=%j is a usage error naming the variable and the value', (value) => {
+    let error: unknown;
+    try {
+      concurrencyCapOf({ concurrencyCap: 7 }, { WARDEN_MAX_CONCURRENCY: value });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(UsageError);
+    const message = (error as UsageError).message;
+    expect(message).toBe(`WARDEN_MAX_CONCURRENCY: expected an integer (clamped to 1..20), got ${JSON.stringify(value)}`);
+    expect(message).not.toContain('\n');
+  });
+
+  it('reads process.env by default', () => {
+    const saved = process.env.WARDEN_MAX_CONCURRENCY;
+    try {
+      process.env.WARDEN_MAX_CONCURRENCY = '2';
+      expect(concurrencyCapOf({ concurrencyCap: 7 })).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env.WARDEN_MAX_CONCURRENCY;
+      else process.env.WARDEN_MAX_CONCURRENCY = saved;
+    }
+  });
+});
