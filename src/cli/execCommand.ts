@@ -5,7 +5,7 @@ import { loadConfig } from '../store/configFile.js';
 import { duration, parsing } from './args.js';
 import { warn } from './output.js';
 
-const EXIT = { completed: 0, failed: 1, deferred: 75 } as const;
+const EXIT = { completed: 0, failed: 1, deferred: 75, interrupted: 1 } as const;
 
 /**
  * `warden exec [--dir D] [--max-duration T] [--idle T] [--grace T] [--kill-after T] [--prompt-file F] [--json] -- CMD…`:

@@ -16,6 +16,16 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage
       'warden exec [--dir D] [--cwd C] [--slug S] [--max-duration T] [--idle T] [--grace T] [--kill-after T] [--prompt-file F] [--prompt-via stdin|file|argv] [--json] -- CMD…',
     summary: 'run one command as a supervised job: watchdogs, whole-tree kills, a log; exit 0 completed, 1 failed, 75 deferred',
   },
+  init: {
+    run: async (argv) => (await import('./initCommand.js')).initCommand(argv),
+    usage: 'warden init [DIR] [--force]',
+    summary: 'create DIR/.warden/ with a config and an example job (never overwrites without --force)',
+  },
+  kick: {
+    run: async (argv) => (await import('./controlCommand.js')).controlCommand('kick', argv),
+    usage: 'warden kick [--dir D] [--json]',
+    summary: 'start what may start now (bypassing an automatic pause once)',
+  },
   lease: {
     run: async (argv) => (await import('./leaseCommand.js')).leaseCommand(argv),
     usage:
@@ -33,10 +43,30 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage
     usage: 'warden log [--dir D | FILE] [--follow] [--json] [--machines MODULE]',
     summary: 'the event log, one readable line per event; --follow tails it live',
   },
+  pause: {
+    run: async (argv) => (await import('./controlCommand.js')).controlCommand('pause', argv),
+    usage: 'warden pause [--dir D] [--reason TEXT] [--json]',
+    summary: 'pause the queue: running jobs go on, nothing new starts',
+  },
   replay: {
     run: async (argv) => (await import('./replayCommand.js')).replayCommand(argv),
     usage: 'warden replay [--dir D | FILE] [--verify] [--at SEQ] [--json] [--machines MODULE]',
     summary: 'fold the log through the machines; --verify checks every step; --at SEQ shows each actor then',
+  },
+  resume: {
+    run: async (argv) => (await import('./controlCommand.js')).controlCommand('resume', argv),
+    usage: 'warden resume [--dir D] [--json]',
+    summary: 'resume a paused queue',
+  },
+  run: {
+    run: async (argv) => (await import('./runCommand.js')).runCommand(argv),
+    usage: 'warden run [--dir D] [--jobs D] [--once] [--probe-ms N]',
+    summary: 'take the lease (or wait for it) and run the queue of job files; --once exits when it is done',
+  },
+  status: {
+    run: async (argv) => (await import('./statusCommand.js')).statusCommand(argv),
+    usage: 'warden status [--dir D] [--json]',
+    summary: 'the lease holder, pauses and every job, from the log alone',
   },
 };
 

@@ -14,10 +14,10 @@ import type { JobInput } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
 import { readStartTime } from './processIdentity.js';
+import { killJobRemains, signalJobProcesses } from './processTree.js';
 
 /** After the process exits, its pipes are read until they end or stay quiet this long. */
 const EXIT_QUIET_MS = 100;
-import { killJobRemains, signalJobProcesses } from './processTree.js';
 
 /** What spawnJob is asked to run: the job's input, minus what only the machine needs. */
 export type SpawnParams = Pick<JobInput, 'jobId' | 'command' | 'cwd' | 'prompt' | 'outputLog' | 'env'> & { idleOutputMs: number };
@@ -53,6 +53,7 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
       const stop = spawnAgent(input, options, (pid) => {
         const started = readStartTime(pid);
         running.set(input.params.jobId, { pid, startTime: started === null ? null : Number(started) });
+        return started;
       });
       return stop;
     }),
@@ -61,8 +62,10 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
       const pids = signalJobProcesses(input.params.jobId, job ?? null, input.params.signal);
       input.send({ type: 'job.signalled', signal: input.params.signal, pids });
     }),
-    reapJob: fromPromise(async ({ input }: { input: EffectInput<{ jobId: string }> }) => {
-      const job = running.get(input.params.jobId);
+    reapJob: fromPromise(async ({ input }: { input: EffectInput<{ jobId: string; root?: { pid: number; pidStartTime: string | null } | null }> }) => {
+      // A job this process started is known here; one a dead run started is known from its log:
+      // its main pid counts only while that pid still has the start time the log recorded.
+      const job = running.get(input.params.jobId) ?? rootFromLog(input.params.root ?? null);
       const { killed, survivors } = await killJobRemains(input.params.jobId, job ?? null, options.reapWithinMs ?? 2_000);
       running.delete(input.params.jobId);
       input.send({ type: 'job.reaped', killed, survivors });
@@ -74,8 +77,15 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
   };
 }
 
+/** The root of a job a dead run started: its pid, only if that pid still has the recorded start time. */
+function rootFromLog(root: { pid: number; pidStartTime: string | null } | null): Running | null {
+  if (root === null || root.pidStartTime === null) return null;
+  const now = readStartTime(root.pid);
+  return now !== null && now === root.pidStartTime ? { pid: root.pid, startTime: Number(now) } : null;
+}
+
 /** Spawns the agent and watches it; returns what stops watching (the process is the kill stages' business). */
-function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions, onPid: (pid: number) => void): () => void {
+function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions, onPid: (pid: number) => string | null): () => void {
   const { params } = input;
   const at = () => new Date(input.now()).toISOString();
   let reported = false;
@@ -164,8 +174,8 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
   subprocess.once('spawn', () => {
     spawned = true;
     if (subprocess.pid === undefined) return;
-    onPid(subprocess.pid);
-    send({ type: 'job.spawned', pid: subprocess.pid, startedAt: at() });
+    const pidStartTime = onPid(subprocess.pid);
+    send({ type: 'job.spawned', pid: subprocess.pid, startedAt: at(), pidStartTime });
     if (params.prompt?.via === 'stdin' && subprocess.stdin) {
       const prompt = createReadStream(params.prompt.path);
       // An agent that exits without reading its prompt closes the pipe: not Warden's error.

@@ -9,7 +9,7 @@ import {
 } from '../store/events/job.events.js';
 import { defineMachine } from './definition.js';
 
-export type JobOutcome = 'completed' | 'failed' | 'deferred';
+export type JobOutcome = 'completed' | 'failed' | 'deferred' | 'interrupted';
 
 /** What the meta file of a job run holds: computed from the log alone, so the two agree. */
 export interface JobMeta {
@@ -35,6 +35,8 @@ export interface JobMeta {
 
 export interface JobContext extends JobInput {
   pid: number | null;
+  /** The main process's /proc start time, so a later run can tell it from a reused pid. */
+  pidStartTime: string | null;
   startedAt: string | null;
   firstOutputAt: string | null;
   outputLines: number;
@@ -73,7 +75,7 @@ export const jobMachine = setup({
     events: {} as JobEvent,
   },
   actions: {
-    recordSpawn: assign(({ event }) => (event.type === 'job.spawned' ? { pid: event.pid, startedAt: event.startedAt } : {})),
+    recordSpawn: assign(({ event }) => (event.type === 'job.spawned' ? { pid: event.pid, startedAt: event.startedAt, pidStartTime: event.pidStartTime ?? null } : {})),
     recordSpawnError: assign(({ event }) => {
       if (event.type === 'job.spawnFailed') return { spawnError: { reason: event.reason, at: event.at } };
       if (event.type === 'effect.failed') return { spawnError: { reason: event.message, at: null } };
@@ -98,17 +100,19 @@ export const jobMachine = setup({
     killedByIdle: assign({ killedBy: () => 'idle' as const }),
     killedByPostResult: assign({ killedBy: () => 'postResult' as const }),
     killedByUser: assign(({ event }) => ({ killedBy: 'user' as const, cancelReason: event.type === 'job.cancel' ? event.reason : null })),
+    interrupted: assign(({ event }) => ({ killedBy: 'interrupt' as const, cancelReason: event.type === 'job.interrupt' ? event.reason : null })),
     judge: assign(({ context }) => verdict(context)),
     // Declarations only: the runner maps these to effects.
     spawnJob: (_, _params: Pick<JobInput, 'jobId' | 'command' | 'cwd' | 'prompt' | 'outputLog' | 'env'> & { idleOutputMs: number }) => {},
     signalJob: (_, _params: { jobId: string; signal: 'SIGTERM' | 'SIGKILL' }) => {},
-    reapJob: (_, _params: { jobId: string }) => {},
+    reapJob: (_, _params: { jobId: string; root?: { pid: number; pidStartTime: string | null } | null }) => {},
     writeMeta: (_, _params: { path: string; meta: JobMeta }) => {},
   },
   guards: {
     cancelledWhileStarting: ({ context }) => context.killedBy === 'user',
     isCompleted: ({ context }) => context.outcome === 'completed',
     isDeferred: ({ context }) => context.outcome === 'deferred',
+    isInterrupted: ({ context }) => context.outcome === 'interrupted',
   },
   delays: {
     maxDuration: ({ context }) => context.timeouts.maxDurationMs,
@@ -121,6 +125,7 @@ export const jobMachine = setup({
   context: ({ input }) => ({
     ...input,
     pid: null,
+    pidStartTime: null,
     startedAt: null,
     firstOutputAt: null,
     outputLines: 0,
@@ -151,6 +156,7 @@ export const jobMachine = setup({
       on: {
         'job.start': 'starting',
         'job.cancel': { target: 'finishing', actions: ['killedByUser', 'judge'] },
+        'job.interrupt': { target: 'finishing', actions: ['interrupted', 'judge'] },
       },
     },
     starting: {
@@ -174,6 +180,7 @@ export const jobMachine = setup({
         'job.spawnFailed': { target: 'finishing', actions: ['recordSpawnError', 'judge'] },
         'effect.failed': { target: 'finishing', actions: ['recordSpawnError', 'judge'] },
         'job.cancel': { actions: 'killedByUser' },
+        'job.interrupt': { target: 'interrupting', actions: 'interrupted' },
       },
     },
     alive: {
@@ -182,6 +189,7 @@ export const jobMachine = setup({
       on: {
         'job.exited': { target: 'exited', actions: 'recordExit' },
         'job.cancel': { target: 'terminating', actions: 'killedByUser' },
+        'job.interrupt': { target: 'interrupting', actions: 'interrupted' },
       },
       states: {
         running: {
@@ -200,13 +208,13 @@ export const jobMachine = setup({
     terminating: {
       entry: { type: 'signalJob', params: ({ context }) => ({ jobId: context.jobId, signal: 'SIGTERM' as const }) },
       after: { killAfter: 'killing' },
-      on: { 'job.exited': { target: 'exited', actions: 'recordExit' } },
+      on: { 'job.exited': { target: 'exited', actions: 'recordExit' }, 'job.interrupt': { target: 'interrupting', actions: 'interrupted' } },
     },
     killing: {
       entry: { type: 'signalJob', params: ({ context }) => ({ jobId: context.jobId, signal: 'SIGKILL' as const }) },
       // A process still there killAfter later (uninterruptible sleep, say) is sent SIGKILL again.
       after: { killAfter: { target: 'killing', reenter: true } },
-      on: { 'job.exited': { target: 'exited', actions: 'recordExit' } },
+      on: { 'job.exited': { target: 'exited', actions: 'recordExit' }, 'job.interrupt': { target: 'interrupting', actions: 'interrupted' } },
     },
     exited: {
       // Whatever the job left running (background shells, daemons) is killed and counted.
@@ -214,16 +222,47 @@ export const jobMachine = setup({
       on: {
         'job.reaped': { target: 'finishing', actions: ['recordLeftovers', 'judge'] },
         'effect.failed': { target: 'finishing', actions: 'judge' },
+        // The process had exited, but the run that saw it died before reaping: reap again.
+        'job.interrupt': { target: 'exited', reenter: true },
+      },
+    },
+    // Supervision ended first (the scheduler died or is stopping): kill everything of the job —
+    // its group, its descendants, whatever carries its WARDEN_JOB_ID, and its main process if
+    // the pid still belongs to it (same start time) — then judge what the log saw.
+    interrupting: {
+      entry: {
+        type: 'reapJob',
+        params: ({ context }) => ({ jobId: context.jobId, root: context.pid === null ? null : { pid: context.pid, pidStartTime: context.pidStartTime } }),
+      },
+      on: {
+        'job.reaped': { target: 'finishing', actions: ['recordLeftovers', 'judge'] },
+        'effect.failed': { target: 'finishing', actions: 'judge' },
+        'job.exited': { actions: 'recordExit' },
+        // Spawned (in this run) after the reap looked: look again.
+        'job.spawned': { target: 'interrupting', reenter: true, actions: 'recordSpawn' },
       },
     },
     finishing: {
       entry: { type: 'writeMeta', params: ({ context }) => ({ path: context.metaPath, meta: metaOf(context) }) },
       on: {
-        'job.metaWritten': [{ guard: 'isCompleted', target: 'completed' }, { guard: 'isDeferred', target: 'deferred' }, { target: 'failed' }],
-        'effect.failed': [{ guard: 'isCompleted', target: 'completed' }, { guard: 'isDeferred', target: 'deferred' }, { target: 'failed' }],
+        'job.metaWritten': [
+          { guard: 'isCompleted', target: 'completed' },
+          { guard: 'isDeferred', target: 'deferred' },
+          { guard: 'isInterrupted', target: 'interrupted' },
+          { target: 'failed' },
+        ],
+        'effect.failed': [
+          { guard: 'isCompleted', target: 'completed' },
+          { guard: 'isDeferred', target: 'deferred' },
+          { guard: 'isInterrupted', target: 'interrupted' },
+          { target: 'failed' },
+        ],
+        // The run writing the meta file died first: write it again.
+        'job.interrupt': { target: 'finishing', reenter: true },
       },
     },
     completed: { type: 'final' },
+    interrupted: { type: 'final' },
     failed: { type: 'final' },
     deferred: { type: 'final' },
   },
@@ -233,6 +272,10 @@ const KILL_CODES = new Set([137, 143]);
 
 /** The verdict on a finished job, from what the log recorded about it. */
 export function verdict(c: JobContext): { outcome: JobOutcome; reason: string; mappedFromSignal: boolean } {
+  if (c.killedBy === 'interrupt') {
+    if (c.result !== null && !c.result.isError) return { outcome: 'completed', reason: `result: success; then interrupted (${c.cancelReason ?? ''}), mapped to completed`, mappedFromSignal: true };
+    return { outcome: 'interrupted', reason: `interrupted: ${c.cancelReason ?? ''}`, mappedFromSignal: false };
+  }
   if (c.spawnError) return { outcome: 'failed', reason: `spawn failed: ${c.spawnError.reason}`, mappedFromSignal: false };
   if (!c.exit) return { outcome: 'failed', reason: c.killedBy === 'user' ? `cancelled before it started: ${c.cancelReason ?? ''}` : 'never ran', mappedFromSignal: false };
   const { exitCode, signal } = c.exit;
@@ -262,6 +305,8 @@ function describeKill(c: JobContext): string {
       return `still running postResultGraceMs ${c.timeouts.postResultGraceMs} after its result`;
     case 'user':
       return `cancelled: ${c.cancelReason ?? ''}`;
+    case 'interrupt':
+      return `interrupted: ${c.cancelReason ?? ''}`;
     default:
       return '';
   }

@@ -37,7 +37,7 @@ export const leaseMachine = setup({
     idle: { on: { 'lease.acquired': { target: 'held', actions: 'recordHolding' } } },
     held: {
       after: { renewEvery: 'renewing' },
-      on: { 'lease.release': 'released' },
+      on: { 'lease.release': 'released', 'lease.superseded': 'superseded' },
     },
     renewing: {
       entry: { type: 'renewLease', params: ({ context }) => ({ lockId: context.lockId! }) },
@@ -46,15 +46,18 @@ export const leaseMachine = setup({
         'lease.renewBusy': 'renewPending',
         'effect.failed': 'renewPending',
         'lease.release': 'released',
+        'lease.superseded': 'superseded',
       },
     },
     renewPending: {
       after: { renewRetry: 'renewing' },
-      on: { 'lease.release': 'released' },
+      on: { 'lease.release': 'released', 'lease.superseded': 'superseded' },
     },
     // The lock file is removed after this record and the run's last one are written: a holder
     // writes nothing once the lock is gone.
     released: { type: 'final' },
+    // A holder that died holding the lease: the next holder that resumes the log closes it.
+    superseded: { type: 'final' },
   },
 });
 

@@ -9,7 +9,8 @@ import { DEFAULT_LEASE_TIMINGS, LeaseOps, type LeaseTimings } from '../effects/l
 import { builtInMachines } from '../machines/catalogue.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import type { FsyncMode } from '../store/logWriter.js';
-import { Runner, type EffectInput } from './runner.js';
+import type { Clock } from '../effects/clock.js';
+import { Runner, type EffectHandlers, type EffectInput } from './runner.js';
 
 /** How to take the scheduler lease of a project dir. */
 export interface AcquireLeaseOptions {
@@ -33,6 +34,18 @@ export interface AcquireLeaseOptions {
   fsync?: FsyncMode;
   /** Test hooks: points where a contender can be paused. */
   hooks?: LeaseFileHooks;
+  /**
+   * Fold (and verify) the project log before holding, so the holder carries on the actors of
+   * earlier holdings (a scheduler's queue and jobs). Earlier holdings left unfinished (their
+   * process died holding the lease) are closed with `lease.superseded`. Default false: only
+   * actors of this holding are started.
+   */
+  resume?: boolean;
+  /** Effect handlers for the holder's own machines, besides the lease's. */
+  effects?: EffectHandlers;
+  /** The runId this holding writes under. */
+  runId?: string;
+  clock?: Clock;
 }
 
 export type LeaseState = 'held' | 'renewing' | 'released' | 'lost';
@@ -152,13 +165,16 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
     machines: [...builtInMachines, ...(context.machines ?? [])],
     epoch: lock.epoch,
     fsync: context.fsync,
-    // Only actors of this holding are started; earlier runs' actors are not ours to resume.
-    resume: false,
+    // By default only actors of this holding are started; a scheduler resumes its queue.
+    resume: context.resume ?? false,
+    runId: context.runId,
+    clock: context.clock,
     // Fencing: nothing is written unless the lock file still holds this acquisition.
     fence: () => {
       if (!ops.holds(lock.lockId)) throw new LeaseLostError(lock.epoch, ops.describeHolder());
     },
     effects: {
+      ...context.effects,
       renewLease: fromPromise(async ({ input }: { input: EffectInput }) => {
         const outcome = ops.renew(lock);
         if (outcome.kind === 'renewed') {
@@ -192,6 +208,11 @@ function hold(ops: LeaseOps, acquired: LeaseLock, predecessor: unknown, context:
     else if (value === 'held') state$.next('held');
   });
 
+  // Holdings the log shows unfinished belong to processes that died holding the lease (this one
+  // holds it now): closed before anything of theirs, a renewal timer say, can fire.
+  for (const earlier of runner.actors()) {
+    if (earlier.machine === 'lease' && !earlier.done && earlier.id !== actor) runner.send(earlier.id, { type: 'lease.superseded', byEpoch: lock.epoch });
+  }
   runner.start(actor, 'lease', {
     ownerId: lock.ownerId,
     renewEveryMs: Math.max(1, Math.floor(context.timings.leaseTtlMs / 3)),

@@ -150,6 +150,11 @@ export class Runner {
     return this.replayer.actors.get(actor)?.snapshot;
   }
 
+  /** Every actor the log knows (folded on resume, or started since), with its machine and status. */
+  actors(): Array<{ id: string; machine: string; done: boolean }> {
+    return [...this.replayer.actors.values()].map((a) => ({ id: a.id, machine: a.machine, done: a.snapshot.status === 'done' }));
+  }
+
   state(actor: string): StateValue | undefined {
     return this.snapshot(actor)?.value as StateValue | undefined;
   }

@@ -55,14 +55,18 @@ export const jobResultSchema = z.strictObject({
 });
 export type JobResult = z.infer<typeof jobResultSchema>;
 
-export const killedBySchema = z.enum(['maxDuration', 'postResult', 'idle', 'user']);
+export const killedBySchema = z.enum(['maxDuration', 'postResult', 'idle', 'user', 'interrupt']);
 export type KilledBy = z.infer<typeof killedBySchema>;
 
 /** Data of each event the job machine accepts, by event type. */
 export const jobEvents = {
   'job.start': z.strictObject({}).describe('Start the job: its process is spawned.'),
   'job.spawned': z
-    .strictObject({ pid: z.number().int().positive(), startedAt: z.iso.datetime() })
+    .strictObject({
+      pid: z.number().int().positive(),
+      startedAt: z.iso.datetime(),
+      pidStartTime: z.string().nullable().optional().describe('its start time (/proc stat field 22): a later run tells it from a reused pid'),
+    })
     .describe('The process is running, in a process group of its own.'),
   'job.spawnFailed': z
     .strictObject({ reason: z.string().describe('command not found, cwd missing, permission denied …'), at: z.iso.datetime() })
@@ -82,6 +86,9 @@ export const jobEvents = {
     })
     .describe('A structured rate-limit signal (a message that merely mentions a limit is not one).'),
   'job.cancel': z.strictObject({ reason: z.string() }).describe('Stop the job (a user, or the scheduler).'),
+  'job.interrupt': z
+    .strictObject({ reason: z.string().describe('why: the scheduler that ran it died, or is shutting down') })
+    .describe('The job\'s supervision ended before the job did: whatever of it is still alive is killed, and the job ends `interrupted` (the queue may run it again).'),
   'job.signalled': z
     .strictObject({
       signal: z.enum(['SIGTERM', 'SIGKILL']),
@@ -106,13 +113,14 @@ export const jobEvents = {
 
 export type JobEvent =
   | { type: 'job.start' }
-  | { type: 'job.spawned'; pid: number; startedAt: string }
+  | { type: 'job.spawned'; pid: number; startedAt: string; pidStartTime?: string | null }
   | { type: 'job.spawnFailed'; reason: string; at: string }
   | { type: 'job.firstOutput'; at: string }
   | { type: 'job.output'; lines: number; bytes: number }
   | ({ type: 'job.resultSeen' } & JobResult)
   | { type: 'job.rateLimited'; resetsAt: string | null; source: string }
   | { type: 'job.cancel'; reason: string }
+  | { type: 'job.interrupt'; reason: string }
   | { type: 'job.signalled'; signal: 'SIGTERM' | 'SIGKILL'; pids: number[] }
   | { type: 'job.exited'; exitCode: number | null; signal: string | null; at: string }
   | { type: 'job.reaped'; killed: number[]; survivors: number[] }

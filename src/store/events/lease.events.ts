@@ -41,6 +41,9 @@ export const leaseEvents = {
   'lease.release': z
     .strictObject({ reason: z.string().describe('normal exit, a signal, an uncaught error …') })
     .describe('The holder is letting the lease go: its last records follow, then the lock file is removed.'),
+  'lease.superseded': z
+    .strictObject({ byEpoch: z.number().int().positive().describe('the epoch of the holder that took over') })
+    .describe('A later holder found this holding unfinished in the log (its process died holding it) and closed it.'),
 } as const;
 
 export type LeaseEvent =
@@ -48,4 +51,5 @@ export type LeaseEvent =
   | { type: 'lease.renewed'; renewedAt: string }
   | { type: 'lease.renewBusy' }
   | { type: 'lease.release'; reason: string }
+  | { type: 'lease.superseded'; byEpoch: number }
   | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };

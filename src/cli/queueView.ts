@@ -1,0 +1,98 @@
+/**
+ * How `warden run` shows the queue: on a terminal, a table redrawn in place (job, state,
+ * elapsed, age of its last output); otherwise one line per change of a job's state, for logs.
+ */
+import type { QueueContext, QueueJob } from '../machines/queue.machine.js';
+import type { SchedulerView } from '../runner/scheduler.js';
+import type { LogRecord } from '../store/record.js';
+
+export interface QueueDisplay {
+  update(record: LogRecord, view: SchedulerView): void;
+  close(): void;
+}
+
+/** One line per job state change (and pause changes): `HH:MM:SS slug status detail`. */
+export function lineDisplay(write: (line: string) => void): QueueDisplay {
+  const last = new Map<string, string>();
+  let paused: string | null = null;
+  return {
+    update(record, view) {
+      if (record.actor !== 'queue') return;
+      const queue = view.queue();
+      const time = record.ts.slice(11, 19);
+      const pause = queue.paused ? `${queue.paused.reason}${queue.paused.until ? ` until ${queue.paused.until}` : ''}: ${queue.paused.message}` : null;
+      if (pause !== paused) write(`${time} queue ${pause ? `paused (${pause})` : 'resumed'}`);
+      paused = pause;
+      for (const problem of record.type === 'queue.scanned' ? queue.problems : []) write(`${time} bad job file ${problem.file}: ${problem.problem}`);
+      for (const job of sorted(queue)) {
+        const line = `${job.status}${detail(job)}`;
+        if (last.get(job.slug) === line) continue;
+        last.set(job.slug, line);
+        write(`${time} ${job.slug} ${line}`);
+      }
+    },
+    close() {},
+  };
+}
+
+function detail(job: QueueJob): string {
+  if (job.status === 'blocked' && job.blockedBy) return ` (worker lock held by PID ${job.blockedBy.pid ?? '?'}${job.blockedBy.session ? `, session ${job.blockedBy.session}` : ''})`;
+  if (job.status === 'starting' || job.status === 'running') return job.runs > 1 ? ` (run ${job.runs})` : '';
+  if (job.status === 'pending') return job.runs > 0 && job.reason ? ` (again: ${job.reason})` : '';
+  return job.reason ? ` (${job.reason})` : '';
+}
+
+function sorted(queue: QueueContext): QueueJob[] {
+  return Object.values(queue.jobs).sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1));
+}
+
+/** A table redrawn in place at most every `everyMs`, and on every change. */
+export function tableDisplay(stream: NodeJS.WriteStream, now: () => number = Date.now, everyMs = 1_000): QueueDisplay {
+  let lines = 0;
+  let latest: SchedulerView | undefined;
+  const lastOutput = new Map<string, string>();
+  const draw = () => {
+    if (!latest) return;
+    const text = renderTable(latest, now(), lastOutput);
+    stream.write(`${lines > 0 ? `\x1b[${lines}F\x1b[J` : ''}${text}\n`);
+    lines = text.split('\n').length;
+  };
+  const timer = setInterval(draw, everyMs);
+  timer.unref();
+  return {
+    update(record, view) {
+      latest = view;
+      if (record.type === 'job.output' || record.type === 'job.firstOutput') lastOutput.set(record.actor, record.ts);
+      if (record.actor === 'queue' || record.type === 'job.firstOutput' || record.type === 'job.exited') draw();
+    },
+    close() {
+      clearInterval(timer);
+      draw();
+    },
+  };
+}
+
+/** The table itself: one row per job. */
+export function renderTable(view: SchedulerView, nowMs: number, lastOutputAt: ReadonlyMap<string, string> = new Map()): string {
+  const queue = view.queue();
+  const rows: string[][] = [['JOB', 'GROUP', 'STATE', 'ELAPSED', 'LAST OUTPUT']];
+  for (const job of sorted(queue)) {
+    const context = job.actor ? view.job(job.actor) : undefined;
+    const running = job.status === 'running' || job.status === 'starting';
+    const started = context?.startedAt ?? job.startedAt;
+    const elapsed = started ? ago(Date.parse(running ? new Date(nowMs).toISOString() : (job.finishedAt ?? new Date(nowMs).toISOString())) - Date.parse(started)) : '';
+    const last = job.actor ? lastOutputAt.get(job.actor) : undefined;
+    const lastOutput = running && last ? `${ago(nowMs - Date.parse(last))} ago` : running && started ? 'none yet' : '';
+    rows.push([job.slug, String(job.group), `${job.status}${detail(job)}`, elapsed, lastOutput]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const head = queue.paused ? `paused: ${queue.paused.reason}${queue.paused.until ? ` until ${queue.paused.until}` : ''} (${queue.paused.message})` : `running (cap ${queue.cap})`;
+  return [head, ...rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd())].join('\n');
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}

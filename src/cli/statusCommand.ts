@@ -1,0 +1,37 @@
+import { parseArgs } from 'node:util';
+import { UsageError } from '../errors.js';
+import { queueStatus } from '../runner/queueStatus.js';
+import { parsing } from './args.js';
+import { Output } from './output.js';
+
+/** `warden status [--dir D] [--json]`: the lease holder, pauses and every job, from the log alone. */
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parsing('status', () =>
+    parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }),
+  );
+  if (positionals.length > 0) throw new UsageError(`status: unexpected argument "${positionals[0]}"`);
+  const status = queueStatus(values.dir ?? '.');
+  const out = new Output();
+  if (values.json) {
+    out.line(JSON.stringify(status));
+    await out.end();
+    return 0;
+  }
+  const owner = status.lease.owner;
+  out.line(owner ? `lease: held by ${owner.ownerId} (pid ${String(owner.pid)}, epoch ${owner.epoch})${status.lease.live ? '' : ' — owner gone'}` : `lease: not held (${status.lease.basis})`);
+  if (status.paused) out.line(`paused: ${status.paused.reason}${status.paused.until ? ` until ${status.paused.until}` : ''} (${status.paused.message})`);
+  else out.line(`queue: ${status.runId ? `driven by run ${status.runId}` : 'no run driving it'}${status.cap ? `, cap ${status.cap}` : ''}`);
+  for (const p of status.problems) out.line(`bad job file ${p.file}: ${p.problem}`);
+  const rows = [['JOB', 'GROUP', 'STATUS', 'ATTEMPTS', 'EXIT', 'COST', 'WHY']];
+  for (const j of status.jobs) {
+    const why = j.status === 'blocked' && j.blockedBy ? `worker lock held by PID ${j.blockedBy.pid ?? '?'}: ${j.blockedBy.reason}` : (j.reason ?? '');
+    rows.push([j.slug, String(j.group), j.status + (j.removed && j.status !== 'cancelled' ? ' (file removed)' : ''), String(j.attempts), j.exitCode === null ? '' : String(j.exitCode), j.costUsd === null ? '' : `$${j.costUsd.toFixed(4)}`, why]);
+  }
+  if (status.jobs.length === 0) out.line('no jobs');
+  else {
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) out.line(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  }
+  await out.end();
+  return 0;
+}

@@ -1,0 +1,189 @@
+/**
+ * The queue's effects: reading the jobs dir into specs, starting a job (its worker lock, its
+ * prompt copy, its job actor), watching a worker lock a blocked job waits for, and letting a
+ * finished job's lock go. Like every effect, they report back through events the runner logs
+ * before the queue sees them; the queue itself reads no file.
+ */
+import { closeSync, constants, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fromCallback, fromPromise } from 'xstate';
+import { LockFormatError, LockHeldError } from '../errors.js';
+import type { QueueEffects } from '../machines/queue.machine.js';
+import type { EffectHandlers, EffectInput } from '../runner/runner.js';
+import { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts } from '../store/events/job.events.js';
+import type { JobSpec } from '../store/events/queue.events.js';
+import { readJobsDir, type JobFile } from '../store/jobFile.js';
+import { WARDEN_JOB_SESSION_PREFIX, defaultProbes, type SessionProbe } from './sessionProbes.js';
+import { acquireWorkerLock, releaseWorkerLock, workerLockStatus } from './workerLock.js';
+
+/** What the scheduler knows of the job files: the specs it last reported, with their prompts. */
+export interface ScanResult {
+  specs: JobSpec[];
+  problems: Array<{ file: string; problem: string }>;
+  /** Prompt text by slug, for the hash in the spec. */
+  prompts: Map<string, { hash: string; prompt: string }>;
+  /** One string that changes whenever what the queue would be told changes. */
+  fingerprint: string;
+}
+
+export interface ScanOptions {
+  projectDir: string;
+  jobsDir: string;
+  /** argv for jobs that name none. */
+  defaultCommand: readonly string[];
+  /** Config timeouts (each job may override). */
+  timeouts?: Partial<JobTimeouts>;
+}
+
+/** Reads the jobs dir into specs: cwd resolved against the project dir, config defaults applied. */
+export function scanJobs(options: ScanOptions): ScanResult {
+  let read: { jobs: JobFile[]; problems: Array<{ file: string; problem: string }> };
+  try {
+    read = existsSync(options.jobsDir) ? readJobsDir(options.jobsDir) : { jobs: [], problems: [] };
+  } catch (error) {
+    // The dir itself is unreadable: say so as a problem; the jobs the queue knows stay as they are.
+    read = { jobs: [], problems: [{ file: options.jobsDir, problem: `cannot read the jobs dir: ${(error as NodeJS.ErrnoException).code ?? String(error)}` }] };
+  }
+  const specs: JobSpec[] = [];
+  const prompts = new Map<string, { hash: string; prompt: string }>();
+  for (const job of read.jobs) {
+    specs.push({
+      slug: job.slug,
+      file: job.file,
+      hash: job.hash,
+      title: job.title ?? job.slug,
+      group: job.parallelGroup,
+      cwd: resolve(options.projectDir, job.cwd ?? '.'),
+      command: [...(job.command ?? options.defaultCommand)],
+      timeouts: { ...DEFAULT_JOB_TIMEOUTS, ...options.timeouts, ...job.timeouts },
+      estimateMinutes: job.estimateMinutes ?? null,
+      promptBytes: Buffer.byteLength(job.prompt),
+    });
+    prompts.set(job.slug, { hash: job.hash, prompt: job.prompt });
+  }
+  const fingerprint = JSON.stringify([specs.map((s) => [s.slug, s.hash, s.cwd, s.command, s.timeouts]), read.problems]);
+  return { specs, problems: read.problems, prompts, fingerprint };
+}
+
+/** What the queue's effects need from the scheduler that runs them. */
+export interface QueueHost {
+  projectDir: string;
+  /** `.warden/runs/<runId>`: prompts, output logs and meta files of this run's jobs. */
+  runDir: string;
+  /** The last scan (the queue was told exactly this). */
+  lastScan(): ScanResult | undefined;
+  /** Asks for a new scan (a job's file changed under it). */
+  requestScan(): void;
+  /** Starts the job actor and sends it job.start. */
+  startJobActor(actor: string, input: JobInput): void;
+  /** Variables added to every job's environment (config env.set). */
+  env: Record<string, string>;
+  probes?: readonly SessionProbe[];
+  /** How often a blocked job looks at the lock it waits for. */
+  blockedProbeMs: number;
+}
+
+/** File names of a run's files: `<slug>` for a job's first run, `<slug>#<n>` after. */
+export function runFileBase(slug: string, run: number): string {
+  return run === 1 ? slug : `${slug}#${run}`;
+}
+
+export function queueEffects(host: QueueHost): EffectHandlers {
+  const probes = () => host.probes ?? defaultProbes();
+  return {
+    startJob: fromPromise(async ({ input }: { input: EffectInput<QueueEffects['startJob']> }) => {
+      const { slug, hash, run, actor, jobId, cwd } = input.params;
+      const at = () => new Date(input.now()).toISOString();
+      const spec = host.lastScan()?.specs.find((s) => s.slug === slug);
+      const prompt = host.lastScan()?.prompts.get(slug);
+      if (!spec || spec.hash !== hash || !prompt || prompt.hash !== hash) {
+        input.send({ type: 'queue.startFailed', slug, reason: 'its job file changed since it was read; read again', retry: true });
+        host.requestScan();
+        return;
+      }
+      // One live agent per worker: the job's cwd lock, held for its session (`warden-job:<jobId>`),
+      // so the lock stays live while any process of the job does, even past this scheduler.
+      if (existsSync(cwd)) {
+        try {
+          await acquireWorkerLock(cwd, { session: `${WARDEN_JOB_SESSION_PREFIX}${jobId}` }, { probes: probes() });
+        } catch (error) {
+          if (error instanceof LockHeldError) {
+            const holder = error.holder;
+            input.send({
+              type: 'queue.jobBlocked',
+              slug,
+              holder: {
+                pid: typeof holder?.pid === 'number' ? holder.pid : null,
+                session: holder?.session_id ?? null,
+                hostname: holder?.hostname ?? null,
+                reason: error.reason,
+              },
+            });
+            return;
+          }
+          if (error instanceof LockFormatError) {
+            input.send({ type: 'queue.startFailed', slug, reason: `worker lock: ${error.message}`, retry: false });
+            return;
+          }
+          throw error;
+        }
+      }
+      // (A missing cwd is the job's own failure: its spawn reports "cwd missing".)
+      const base = runFileBase(slug, run);
+      mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
+      const promptPath = join(host.runDir, `${base}.prompt`);
+      writePrivate(promptPath, prompt.prompt);
+      const via = spec.command.some((a) => a.includes('{prompt}')) ? 'argv' : 'stdin';
+      const jobInput: JobInput = {
+        jobId,
+        slug,
+        command: spec.command,
+        cwd,
+        prompt: { path: promptPath, via, bytes: Buffer.byteLength(prompt.prompt) },
+        outputLog: join(host.runDir, `${base}.log`),
+        metaPath: join(host.runDir, `${base}.meta.json`),
+        env: { ...host.env },
+        timeouts: spec.timeouts,
+      };
+      input.send({ type: 'queue.jobStarted', slug, actor, jobId, at: at() });
+      host.startJobActor(actor, jobInput);
+    }),
+
+    watchWorker: fromCallback(({ input }: { input: EffectInput<QueueEffects['watchWorker']> }) => {
+      let stopped = false;
+      let timer: NodeJS.Timeout | undefined;
+      const look = async () => {
+        if (stopped) return;
+        let free = false;
+        try {
+          const status = await workerLockStatus(input.params.cwd, {}, { probes: probes() });
+          free = status.state === 'unlocked' || status.state === 'ours' || status.state === 'stale';
+        } catch {
+          free = false; // unreadable now: look again later
+        }
+        if (stopped) return;
+        if (free) input.send({ type: 'queue.workerFree', slug: input.params.slug });
+        else timer = setTimeout(() => void look(), host.blockedProbeMs);
+      };
+      timer = setTimeout(() => void look(), host.blockedProbeMs);
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
+    }),
+
+    releaseWorker: fromPromise(async ({ input }: { input: EffectInput<QueueEffects['releaseWorker']> }) => {
+      // Only this process's lock goes; one a dead scheduler took is stale, and the next start takes it over.
+      if (existsSync(input.params.cwd)) await releaseWorkerLock(input.params.cwd);
+    }),
+  };
+}
+
+function writePrivate(path: string, text: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,408 @@
+import { assign, enqueueActions, setup } from 'xstate';
+import { queueEvents, queueInputSchema, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
+import type { KilledBy } from '../store/events/job.events.js';
+import { defineMachine } from './definition.js';
+
+export type QueueJobStatus = 'pending' | 'blocked' | 'starting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+
+/** Statuses of a job that is not finished: its group has not drained. */
+export const UNFINISHED: ReadonlySet<QueueJobStatus> = new Set(['pending', 'blocked', 'starting', 'running']);
+/** Statuses that take a slot of the cap. */
+export const OCCUPYING: ReadonlySet<QueueJobStatus> = new Set(['starting', 'running']);
+
+/** One job as the queue knows it: where it is, and what its runs came to. */
+export interface QueueJob {
+  slug: string;
+  title: string;
+  file: string;
+  hash: string;
+  group: number;
+  cwd: string;
+  status: QueueJobStatus;
+  /** Job actors started for it (`job:<slug>#<run>`), whatever they came to. */
+  runs: number;
+  /** Runs that came to a verdict of their own (completed or failed); deferrals and interruptions are not attempts. */
+  attempts: number;
+  interruptions: number;
+  deferrals: number;
+  actor: string | null;
+  jobId: string | null;
+  blockedBy: { pid: number | null; session: string | null; hostname: string | null; reason: string } | null;
+  /** Its file is gone: it is not started again. */
+  removed: boolean;
+  /** The file was edited while the job ran: applied if the job goes back to pending. */
+  editedSpec: Pick<JobSpec, 'hash' | 'title' | 'file' | 'group' | 'cwd'> | null;
+  reason: string | null;
+  exitCode: number | null;
+  signal: string | null;
+  killedBy: KilledBy | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  costUsd: number | null;
+}
+
+export interface QueuePause {
+  reason: PauseReason;
+  message: string;
+  since: string;
+  until: string | null;
+  /** until − since, for the timer that ends it (the machine reads no clock). */
+  delayMs: number;
+}
+
+export interface QueueContext {
+  runId: string | null;
+  cap: number;
+  requeueInterrupted: number;
+  rateLimitPauseMs: number;
+  jobs: Record<string, QueueJob>;
+  problems: Array<{ file: string; problem: string }>;
+  paused: QueuePause | null;
+  /** A kick is waiting to be used by the next pick. */
+  kick: boolean;
+}
+
+/**
+ * Which pending jobs start now — the batch rules:
+ * - never more than `cap` jobs starting or running;
+ * - the active group is the lowest group with an unfinished job (pending, blocked, starting or
+ *   running); only its pending jobs start, lowest slug first, so a higher group waits until every
+ *   lower one has drained;
+ * - a late arrival (a job in a lower group than the one running) makes its group the active one
+ *   and starts at once beside the running jobs, within the cap;
+ * - two jobs of this queue never run in the same cwd at once (one agent per worker).
+ */
+export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
+  let free = cap;
+  let active = Number.POSITIVE_INFINITY;
+  const busy = new Set<string>();
+  for (const job of jobs) {
+    if (OCCUPYING.has(job.status)) {
+      free--;
+      busy.add(job.cwd);
+    }
+    if (UNFINISHED.has(job.status) && job.group < active) active = job.group;
+  }
+  if (free <= 0) return [];
+  const candidates = jobs.filter((j) => j.status === 'pending' && j.group === active).sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
+  const picked: string[] = [];
+  for (const job of candidates) {
+    if (picked.length >= free) break;
+    if (busy.has(job.cwd)) continue;
+    busy.add(job.cwd);
+    picked.push(job.slug);
+  }
+  return picked;
+}
+
+/** Whether the queue has nothing left to do: no job pending, blocked, starting or running. */
+export function isDrained(context: Pick<QueueContext, 'jobs'>): boolean {
+  return Object.values(context.jobs).every((job) => !UNFINISHED.has(job.status));
+}
+
+function newJob(spec: JobSpec): QueueJob {
+  return {
+    slug: spec.slug,
+    title: spec.title,
+    file: spec.file,
+    hash: spec.hash,
+    group: spec.group,
+    cwd: spec.cwd,
+    status: 'pending',
+    runs: 0,
+    attempts: 0,
+    interruptions: 0,
+    deferrals: 0,
+    actor: null,
+    jobId: null,
+    blockedBy: null,
+    removed: false,
+    editedSpec: null,
+    reason: null,
+    exitCode: null,
+    signal: null,
+    killedBy: null,
+    startedAt: null,
+    finishedAt: null,
+    costUsd: null,
+  };
+}
+
+const specFields = (spec: JobSpec) => ({ hash: spec.hash, title: spec.title, file: spec.file, group: spec.group, cwd: spec.cwd });
+
+/**
+ * The new jobs table after a scan: new files → pending; an edited pending (or blocked) file →
+ * updated; an edited file of a job that failed, was cancelled or interrupted → pending again; an
+ * edited running job keeps running and takes its new file if it goes back to pending; a
+ * completed job is never run again; a removed pending (or blocked) file → cancelled; a removed
+ * file that comes back → pending.
+ */
+export function reconcile(jobs: Readonly<Record<string, QueueJob>>, specs: readonly JobSpec[]): Record<string, QueueJob> {
+  const next: Record<string, QueueJob> = {};
+  const seen = new Set<string>();
+  for (const spec of specs) {
+    seen.add(spec.slug);
+    const job = jobs[spec.slug];
+    if (!job) {
+      next[spec.slug] = newJob(spec);
+      continue;
+    }
+    const edited = job.hash !== spec.hash;
+    switch (job.status) {
+      case 'pending':
+      case 'blocked':
+        next[spec.slug] = edited ? { ...job, ...specFields(spec), status: 'pending', blockedBy: null, removed: false } : job.removed ? { ...job, removed: false } : job;
+        break;
+      case 'starting':
+      case 'running':
+        next[spec.slug] = edited ? { ...job, editedSpec: specFields(spec), removed: false } : job.removed ? { ...job, removed: false } : job;
+        break;
+      case 'completed':
+        next[spec.slug] = job.removed || edited ? { ...job, ...specFields(spec), removed: false } : job;
+        break;
+      case 'cancelled':
+        // A removed file put back, or an edited one: the user wants it run.
+        next[spec.slug] = job.removed || edited ? { ...job, ...specFields(spec), status: 'pending', removed: false, reason: null } : job;
+        break;
+      case 'failed':
+      case 'interrupted':
+        next[spec.slug] = edited ? { ...job, ...specFields(spec), status: 'pending', removed: false, reason: null } : job.removed ? { ...job, removed: false } : job;
+        break;
+    }
+  }
+  for (const [slug, job] of Object.entries(jobs)) {
+    if (seen.has(slug)) continue;
+    if (job.status === 'pending' || job.status === 'blocked') next[slug] = { ...job, status: 'cancelled', removed: true, blockedBy: null, reason: 'its job file was removed' };
+    else next[slug] = job.removed ? job : { ...job, removed: true };
+  }
+  return next;
+}
+
+type FinishedEvent = Extract<QueueEvent, { type: 'queue.jobFinished' }>;
+
+/** A job's entry after its run's verdict. */
+function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: number, stopping: boolean): QueueJob {
+  const facts = {
+    reason: event.reason,
+    exitCode: event.exitCode,
+    signal: event.signal,
+    killedBy: event.killedBy,
+    startedAt: event.startedAt,
+    finishedAt: event.finishedAt,
+    costUsd: event.costUsd,
+  };
+  const back = (changes: Partial<QueueJob>): QueueJob => {
+    // Back to pending: a file edited meanwhile applies now; a removed one is not run again.
+    if (job.removed) return { ...job, ...facts, ...changes, status: 'cancelled', reason: `${event.reason}; not run again: its job file was removed` };
+    return { ...job, ...facts, ...changes, ...(job.editedSpec ?? {}), editedSpec: null, status: 'pending' };
+  };
+  switch (event.outcome) {
+    case 'completed':
+      return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1 };
+    case 'failed':
+      return { ...job, ...facts, status: 'failed', attempts: job.attempts + 1 };
+    case 'deferred':
+      return back({ deferrals: job.deferrals + 1 });
+    case 'interrupted':
+      // Interrupted by a scheduler that is stopping (detached): back to pending, not counted.
+      if (stopping) return back({});
+      if (job.interruptions < requeueInterrupted) return back({ interruptions: job.interruptions + 1 });
+      return { ...job, ...facts, status: 'interrupted', interruptions: job.interruptions + 1, reason: `${event.reason}; interrupted ${job.interruptions + 1} times, not run again (requeueInterrupted ${requeueInterrupted})` };
+  }
+}
+
+/** The queue's effects and their params: what the runner runs after logging the step. */
+export interface QueueEffects {
+  startJob: { slug: string; hash: string; run: number; actor: string; jobId: string; cwd: string };
+  watchWorker: { slug: string; cwd: string };
+  releaseWorker: { slug: string; cwd: string; jobId: string };
+}
+
+/** An effect enqueued from inside an action (typed here; xstate cannot type actions of the same setup). */
+function effect<K extends keyof QueueEffects>(type: K, params: QueueEffects[K]): never {
+  return { type, params } as never;
+}
+
+/** A pause as of `at`: its timer (if it has an end) runs from `at` to `until`. */
+function pauseOf(reason: PauseReason, message: string, since: string, until: string | null, at: string): QueuePause {
+  return { reason, message, since, until, delayMs: until === null ? 0 : Math.max(0, Date.parse(until) - Date.parse(at)) };
+}
+
+/**
+ * The queue of a project: job files reconciled into jobs, batches started by the rules of
+ * {@link pickBatch}, verdicts recorded, pauses and resumes. Every input is an event in the log,
+ * so what ran, in which order and why can be replayed and verified.
+ *
+ *   active ⇄ paused (manual, auth, network: until resumed)
+ *          ⇄ pausedUntil (rate_limit: resumes by itself at its reset time)
+ *
+ * Each step that can free a slot or add work picks a batch; the mailbox serialises steps, so no
+ * job is ever picked twice. A picked job is `starting` (it holds a slot) until its worker lock
+ * is taken and its actor started (`running`), or the lock is held by another live agent
+ * (`blocked`, naming it, until the lock is free).
+ */
+export const queueMachine = setup({
+  types: {
+    input: {} as QueueInput,
+    context: {} as QueueContext,
+    events: {} as QueueEvent,
+  },
+  actions: {
+    configure: assign(({ context, event }) => {
+      if (event.type !== 'queue.configure') return {};
+      // A new run: jobs that waited for a worker lock are tried again.
+      const jobs = Object.fromEntries(Object.entries(context.jobs).map(([slug, job]) => [slug, job.status === 'blocked' ? { ...job, status: 'pending' as const, blockedBy: null } : job]));
+      return { runId: event.runId, cap: event.cap, requeueInterrupted: event.requeueInterrupted, rateLimitPauseMs: event.rateLimitPauseMs, jobs };
+    }),
+    detach: assign({ runId: () => null }),
+    reconcile: assign(({ context, event }) => (event.type === 'queue.scanned' ? { jobs: reconcile(context.jobs, event.jobs), problems: event.problems } : {})),
+    markStarted: assign(({ context, event }) => {
+      if (event.type !== 'queue.jobStarted') return {};
+      const job = context.jobs[event.slug];
+      if (!job || job.status !== 'starting') return {};
+      return { jobs: { ...context.jobs, [event.slug]: { ...job, status: 'running' as const, actor: event.actor, jobId: event.jobId, startedAt: event.at } } };
+    }),
+    markStartFailed: assign(({ context, event }) => {
+      if (event.type !== 'queue.startFailed') return {};
+      const job = context.jobs[event.slug];
+      if (!job || job.status !== 'starting') return {};
+      const status = event.retry ? ('pending' as const) : ('failed' as const);
+      return { jobs: { ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } } };
+    }),
+    markBlocked: assign(({ context, event }) => {
+      if (event.type !== 'queue.jobBlocked') return {};
+      const job = context.jobs[event.slug];
+      if (!job || job.status !== 'starting') return {};
+      return { jobs: { ...context.jobs, [event.slug]: { ...job, status: 'blocked' as const, blockedBy: event.holder } } };
+    }),
+    markFree: assign(({ context, event }) => {
+      if (event.type !== 'queue.workerFree') return {};
+      const job = context.jobs[event.slug];
+      if (!job || job.status !== 'blocked') return {};
+      return { jobs: { ...context.jobs, [event.slug]: { ...job, status: 'pending' as const, blockedBy: null } } };
+    }),
+    recordFinished: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.jobFinished') return;
+      const job = context.jobs[event.slug];
+      if (!job || job.actor !== event.actor || !OCCUPYING.has(job.status)) return;
+      enqueue.assign({ jobs: { ...context.jobs, [event.slug]: afterFinish(job, event, context.requeueInterrupted, context.runId === null) } });
+      enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
+    }),
+    watchBlocked: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.jobBlocked') return;
+      const job = context.jobs[event.slug];
+      if (job?.status === 'blocked') enqueue(effect('watchWorker', { slug: job.slug, cwd: job.cwd }));
+    }),
+    pauseForRateLimit: assign(({ context, event }) => {
+      if (event.type !== 'queue.jobFinished' || event.outcome !== 'deferred') return {};
+      if (context.paused?.reason === 'manual') return {};
+      const until = event.rateLimitResetsAt ?? new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+      // A later reset than the pause in force extends it; an earlier one does not shorten it
+      // (its timer, started over by this step, runs to the same end).
+      const current = context.paused;
+      if (current?.until && Date.parse(current.until) >= Date.parse(until)) return { paused: pauseOf(current.reason, current.message, current.since, current.until, event.at) };
+      return { paused: pauseOf('rate_limit', `${event.slug}: ${event.reason}`, event.at, until, event.at) };
+    }),
+    setPause: assign(({ context, event }) => {
+      if (event.type !== 'queue.pause') return {};
+      // A manual pause is not replaced by an automatic one.
+      if (context.paused?.reason === 'manual' && event.reason !== 'manual') return {};
+      return { paused: pauseOf(event.reason, event.message, event.at, event.until, event.at) };
+    }),
+    clearPause: assign({ paused: () => null }),
+    armKick: assign({ kick: () => true }),
+    /** Picks a batch (if the gate is open) and starts it: the jobs hold their slots from here. */
+    pick: enqueueActions(({ context, enqueue }) => {
+      const bypass = context.kick && context.paused?.reason !== 'manual';
+      if (context.kick) enqueue.assign({ kick: false });
+      if (context.paused && !bypass) return;
+      if (context.runId === null) return;
+      const picked = pickBatch(Object.values(context.jobs), context.cap);
+      if (picked.length === 0) return;
+      const jobs = { ...context.jobs };
+      for (const slug of picked) {
+        const job = jobs[slug]!;
+        const run = job.runs + 1;
+        const actor = `job:${slug}#${run}`;
+        const jobId = `${context.runId}/${slug}#${run}`;
+        jobs[slug] = { ...job, status: 'starting', runs: run, actor, jobId, blockedBy: null };
+        enqueue(effect('startJob', { slug, hash: job.hash, run, actor, jobId, cwd: job.cwd }));
+      }
+      enqueue.assign({ jobs });
+    }),
+    // Declarations only: the runner maps these to effects.
+    startJob: (_, _params: QueueEffects['startJob']) => {},
+    watchWorker: (_, _params: QueueEffects['watchWorker']) => {},
+    releaseWorker: (_, _params: QueueEffects['releaseWorker']) => {},
+  },
+  guards: {
+    pausesUntil: ({ event }) => event.type === 'queue.pause' && event.until !== null,
+    manualPauseHolds: ({ context, event }) => event.type === 'queue.pause' && context.paused?.reason === 'manual' && event.reason !== 'manual',
+    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && event.outcome === 'deferred' && context.paused?.reason !== 'manual',
+  },
+  delays: {
+    pauseEnds: ({ context }) => context.paused?.delayMs ?? 0,
+  },
+}).createMachine({
+  id: 'queue',
+  context: () => ({ runId: null, cap: 1, requeueInterrupted: 1, rateLimitPauseMs: 15 * 60_000, jobs: {}, problems: [], paused: null, kick: false }),
+  initial: 'active',
+  on: {
+    // No pick yet: the run reads the job files first (its scan picks).
+    'queue.configure': { actions: 'configure' },
+    'queue.detached': { actions: 'detach' },
+    'queue.scanned': { actions: ['reconcile', 'pick'] },
+    'queue.jobStarted': { actions: 'markStarted' },
+    'queue.startFailed': { actions: ['markStartFailed', 'pick'] },
+    'queue.jobBlocked': { actions: ['markBlocked', 'watchBlocked', 'pick'] },
+    'queue.workerFree': { actions: ['markFree', 'pick'] },
+    'queue.kick': { actions: ['armKick', 'pick'] },
+  },
+  states: {
+    active: {
+      on: {
+        'queue.jobFinished': [
+          { guard: 'rateLimited', target: 'pausedUntil', actions: ['recordFinished', 'pauseForRateLimit', 'pick'] },
+          { actions: ['recordFinished', 'pick'] },
+        ],
+        'queue.pause': [
+          { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
+          { target: 'paused', actions: 'setPause' },
+        ],
+      },
+    },
+    paused: {
+      on: {
+        'queue.jobFinished': { actions: ['recordFinished', 'pick'] },
+        'queue.pause': [
+          { guard: 'manualPauseHolds' },
+          { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
+          { target: 'paused', reenter: true, actions: 'setPause' },
+        ],
+        'queue.resume': { target: 'active', actions: ['clearPause', 'pick'] },
+      },
+    },
+    pausedUntil: {
+      after: { pauseEnds: { target: 'active', actions: ['clearPause', 'pick'] } },
+      on: {
+        // A later reset extends the pause (the timer starts over); an earlier one changes nothing.
+        'queue.jobFinished': [
+          { guard: 'rateLimited', target: 'pausedUntil', reenter: true, actions: ['recordFinished', 'pauseForRateLimit', 'pick'] },
+          { actions: ['recordFinished', 'pick'] },
+        ],
+        'queue.pause': [
+          { guard: 'pausesUntil', target: 'pausedUntil', reenter: true, actions: 'setPause' },
+          { target: 'paused', actions: 'setPause' },
+        ],
+        'queue.resume': { target: 'active', actions: ['clearPause', 'pick'] },
+      },
+    },
+  },
+});
+
+export const queueDefinition = defineMachine({
+  name: 'queue',
+  machine: queueMachine,
+  input: queueInputSchema,
+  events: queueEvents,
+});

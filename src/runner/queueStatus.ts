@@ -1,0 +1,77 @@
+/**
+ * The queue as the log tells it: folded from `.warden/events.jsonl` with no scheduler needed
+ * (one may be writing it meanwhile: a torn last line is skipped). What `warden status` prints.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
+import { builtInMachines } from '../machines/catalogue.js';
+import type { QueueContext, QueueJobStatus, QueuePause } from '../machines/queue.machine.js';
+import { replayLog } from './replay.js';
+
+export interface JobStatus {
+  slug: string;
+  title: string;
+  status: QueueJobStatus;
+  group: number;
+  attempts: number;
+  runs: number;
+  interruptions: number;
+  deferrals: number;
+  exitCode: number | null;
+  killedBy: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  costUsd: number | null;
+  reason: string | null;
+  blockedBy: QueueContext['jobs'][string]['blockedBy'];
+  /** The job actor of its latest run (`warden log` and `replay --at` show it). */
+  actor: string | null;
+  removed: boolean;
+}
+
+export interface QueueStatus {
+  lease: LeaseStatus | { held: false; live: false; owner: null; basis: string };
+  /** The run driving the queue, if the log says one does. */
+  runId: string | null;
+  cap: number | null;
+  paused: QueuePause | null;
+  jobs: JobStatus[];
+  problems: Array<{ file: string; problem: string }>;
+  /** The log's last seq read. */
+  seq: number;
+}
+
+/** The status of a project dir's queue, from its lease file and log alone. */
+export function queueStatus(projectDir: string): QueueStatus {
+  const dir = resolve(projectDir);
+  const wardenDir = join(dir, '.warden');
+  const lease = existsSync(wardenDir) ? new LeaseOps(wardenDir, 'status').status() : { held: false as const, live: false as const, owner: null, basis: 'no .warden directory' };
+  const log = join(wardenDir, 'events.jsonl');
+  if (!existsSync(log)) return { lease, runId: null, cap: null, paused: null, jobs: [], problems: [], seq: 0 };
+  const replayed = replayLog(log, builtInMachines);
+  const queue = replayed.actors.find((a) => a.id === 'queue')?.snapshot.context as QueueContext | undefined;
+  if (!queue) return { lease, runId: null, cap: null, paused: null, jobs: [], problems: [], seq: replayed.lastSeq };
+  const jobs = Object.values(queue.jobs)
+    .sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1))
+    .map((j) => ({
+      slug: j.slug,
+      title: j.title,
+      status: j.status,
+      group: j.group,
+      attempts: j.attempts,
+      runs: j.runs,
+      interruptions: j.interruptions,
+      deferrals: j.deferrals,
+      exitCode: j.exitCode,
+      killedBy: j.killedBy,
+      startedAt: j.startedAt,
+      finishedAt: j.finishedAt,
+      costUsd: j.costUsd,
+      reason: j.reason,
+      blockedBy: j.blockedBy,
+      actor: j.actor,
+      removed: j.removed,
+    }));
+  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, jobs, problems: queue.problems, seq: replayed.lastSeq };
+}

@@ -1,0 +1,313 @@
+/**
+ * The scheduler: what `warden run` is. It takes the project lease (or waits for it), resumes the
+ * project log — the queue and every job actor earlier runs left — recovers what a dead run left
+ * running, reads the job files, and drives the queue until it drains (`once`) or it is stopped.
+ *
+ * Crash recovery, in log order: earlier lease holdings left open are closed (`lease.superseded`);
+ * a job the queue counts as starting or running whose actor is not finished is sent
+ * `job.interrupt` — its processes (by WARDEN_JOB_ID, and its pid if the start time still matches)
+ * are killed, and it ends `interrupted`, which the queue requeues (once, by default); a job whose
+ * actor finished but whose verdict the queue never heard gets it now; one whose actor was never
+ * started is interrupted without one. Nothing is guessed: each step is an event in the log.
+ */
+import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { systemClock, type Clock } from '../effects/clock.js';
+import { serveControl, type ControlReply, type ControlRequest, type ControlServer } from '../effects/controlSocket.js';
+import { jobEffects } from '../effects/jobProcess.js';
+import { queueEffects, scanJobs, type ScanResult } from '../effects/queueEffects.js';
+import type { SessionProbe } from '../effects/sessionProbes.js';
+import { LeaseLostError } from '../errors.js';
+import { metaOf, type JobContext } from '../machines/job.machine.js';
+import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
+import { DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
+import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
+import type { JobInput } from '../store/events/job.events.js';
+import type { LogRecord } from '../store/record.js';
+import { acquireLease, type LeaseHandle } from './leaseSession.js';
+import type { Runner } from './runner.js';
+
+export const QUEUE_ACTOR = 'queue';
+const DEFAULT_RATE_LIMIT_PAUSE_MS = 15 * 60_000;
+
+export interface SchedulerOptions {
+  /** The project dir (default `.`). */
+  dir?: string;
+  /** The jobs dir (default: config `jobsDir`, else `.warden/jobs`), relative to the project dir. */
+  jobsDir?: string;
+  /** Exit once nothing is pending, blocked or running. */
+  once?: boolean;
+  /** While another scheduler holds the lease: how often to probe it (default 1000 ms). */
+  probeIntervalMs?: number;
+  /** The config (default: `.warden/config.json`). */
+  config?: WardenConfig;
+  /** Environment read for WARDEN_MAX_CONCURRENCY (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  clock?: Clock;
+  /** Stops the scheduler: running jobs are interrupted (and requeued next run), the lease released. */
+  signal?: AbortSignal;
+  /** Every record this scheduler appends, after it is written. */
+  onRecord?: (record: LogRecord, scheduler: SchedulerView) => void;
+  /** Called once while another live scheduler holds the lease. */
+  onWaiting?: (reason: string) => void;
+  /** Session probes for worker locks (default: Warden jobs and tmux). */
+  probes?: readonly SessionProbe[];
+  /** Serve `warden pause | resume | kick` on `.warden/control.sock` (default true). */
+  control?: boolean;
+}
+
+/** What a display needs of a running scheduler. */
+export interface SchedulerView {
+  queue(): QueueContext;
+  /** The job actor's context (output counts, first output …), when it is known. */
+  job(actor: string): JobContext | undefined;
+  runId: string;
+  epoch: number;
+}
+
+export interface SchedulerResult {
+  runId: string;
+  epoch: number;
+  queue: QueueContext;
+  /** Every job file has a job, and every job completed. */
+  allCompleted: boolean;
+  /** Why it stopped: drained (once), stopped (signal), or lost (the lease was taken over). */
+  stoppedBy: 'drained' | 'stopped' | 'lost';
+}
+
+/**
+ * Runs the queue of a project dir under its lease.
+ * @example const { allCompleted } = await runScheduler({ dir: '.', once: true });
+ */
+export async function runScheduler(options: SchedulerOptions = {}): Promise<SchedulerResult> {
+  const dir = resolve(options.dir ?? '.');
+  const config = options.config ?? (await loadConfig(dir));
+  const cap = concurrencyCapOf(config, options.env ?? process.env);
+  const jobsDir = resolve(dir, options.jobsDir ?? config.jobsDir ?? join('.warden', 'jobs'));
+  const clock = options.clock ?? systemClock;
+  const runId = `${new Date(clock.now()).toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`;
+  const runDir = join(dir, '.warden', 'runs', runId);
+
+  let scan: ScanResult | undefined;
+  let runner: Runner | undefined;
+  let stopping = false;
+  const host = {
+    projectDir: dir,
+    runDir,
+    lastScan: () => scan,
+    requestScan: () => rescan(),
+    startJobActor: (actor: string, input: JobInput) => {
+      // Stopping: not started; the queue holds it as starting, and the next run requeues it.
+      if (stopping) return;
+      runner!.start(actor, 'job', input);
+      runner!.send(actor, { type: 'job.start' });
+    },
+    env: config.env?.set ?? {},
+    probes: options.probes,
+    blockedProbeMs: config.blockedProbeMs ?? 2_000,
+  };
+
+  let waitedOnce = false;
+  const lease: LeaseHandle = await acquireLease({
+    dir,
+    wait: true,
+    probeIntervalMs: options.probeIntervalMs,
+    signal: options.signal,
+    resume: true,
+    runId,
+    clock,
+    // The scheduler releases itself, after stopping its jobs.
+    releaseOnExit: false,
+    onBlocked: (_holder, reason) => {
+      if (!waitedOnce) options.onWaiting?.(reason);
+      waitedOnce = true;
+    },
+    effects: {
+      ...jobEffects({
+        env: { deny: config.env?.deny, allow: config.env?.allow },
+        rateLimitPatterns: (config.rateLimitPatterns ?? []).map((p) => ({ name: p.name, regex: new RegExp(p.regex) })),
+      }),
+      ...queueEffects(host),
+    },
+  });
+  runner = lease.runner;
+  const live = runner;
+  const view: SchedulerView = {
+    queue: () => live.snapshot(QUEUE_ACTOR)!.context as QueueContext,
+    job: (actor) => live.snapshot(actor)?.context as JobContext | undefined,
+    runId,
+    epoch: lease.epoch,
+  };
+
+  let finish: (how: SchedulerResult['stoppedBy']) => void = () => {};
+  const finished = new Promise<SchedulerResult['stoppedBy']>((resolveFinish) => {
+    finish = resolveFinish;
+  });
+  let scanned = false;
+  const reported = new Set<string>();
+
+  // A job actor's verdict goes to the queue: the only way a job's end reaches it.
+  const report = (actor: string) => {
+    if (reported.has(actor) || !actor.startsWith('job:')) return;
+    const snapshot = live.snapshot(actor);
+    if (snapshot?.status !== 'done') return;
+    reported.add(actor);
+    const queueJob = Object.values(view.queue().jobs).find((j) => j.actor === actor);
+    if (!queueJob || (queueJob.status !== 'running' && queueJob.status !== 'starting')) return;
+    const meta = metaOf(snapshot.context as JobContext);
+    live.send(QUEUE_ACTOR, {
+      type: 'queue.jobFinished',
+      slug: queueJob.slug,
+      actor,
+      outcome: meta.outcome,
+      reason: meta.reason,
+      exitCode: meta.exitCode,
+      signal: meta.signal,
+      killedBy: meta.killedBy,
+      startedAt: meta.startedAt,
+      finishedAt: meta.finishedAt,
+      costUsd: meta.costUsd,
+      rateLimitResetsAt: meta.rateLimitResetsAt,
+      at: new Date(clock.now()).toISOString(),
+    });
+  };
+
+  const unsubscribe = live.subscribe((record) => {
+    report(record.actor);
+    options.onRecord?.(record, view);
+    if (options.once && scanned && record.actor === QUEUE_ACTOR && isDrained(view.queue())) finish('drained');
+  });
+  void lease.lost.then(() => finish('lost'));
+  const onAbort = () => finish('stopped');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  let watcher: FSWatcher | undefined;
+  let control: ControlServer | undefined;
+  let rescanTimer: NodeJS.Timeout | undefined;
+  function rescan(): void {
+    if (!runner || stopping) return;
+    const next = scanJobs({ projectDir: dir, jobsDir, defaultCommand: config.agent?.command ?? DEFAULT_AGENT_COMMAND, timeouts: config.timeouts });
+    if (scan && next.fingerprint === scan.fingerprint) return;
+    scan = next;
+    live.send(QUEUE_ACTOR, { type: 'queue.scanned', jobs: next.specs, problems: next.problems });
+  }
+  try {
+    if (!live.snapshot(QUEUE_ACTOR)) live.start(QUEUE_ACTOR, 'queue', {});
+    live.send(QUEUE_ACTOR, {
+      type: 'queue.configure',
+      runId,
+      cap,
+      requeueInterrupted: config.requeueInterrupted ?? 1,
+      rateLimitPauseMs: DEFAULT_RATE_LIMIT_PAUSE_MS,
+      at: new Date(clock.now()).toISOString(),
+    });
+    recover(live, view.queue(), report, new Date(clock.now()).toISOString());
+    scanned = true;
+    rescan();
+    if (options.once && isDrained(view.queue())) finish('drained');
+    try {
+      watcher = watch(jobsDir, () => {
+        clearTimeout(rescanTimer);
+        rescanTimer = setTimeout(rescan, 50);
+      });
+    } catch {
+      // No jobs dir (yet): nothing to watch; the queue runs what it has.
+    }
+    if (options.control ?? true) control = await serveControl(dir, (request) => controlRequest(live, request, clock));
+
+    const stoppedBy = await finished;
+    stopping = true;
+    if (stoppedBy !== 'lost') {
+      // Detached first: jobs interrupted by a stop go back to pending, not started again here,
+      // and (unlike a crash) do not use up their requeues.
+      live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
+      await interruptRunning(live, view, 'the scheduler is stopping');
+    }
+    const queue = view.queue();
+    return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy };
+  } finally {
+    stopping = true;
+    options.signal?.removeEventListener('abort', onAbort);
+    clearTimeout(rescanTimer);
+    watcher?.close();
+    await control?.close();
+    unsubscribe();
+    lease.release('scheduler stopped');
+  }
+}
+
+/** Every job whose file is there completed, and no file is broken. */
+function allCompleted(queue: QueueContext): boolean {
+  const jobs = Object.values(queue.jobs).filter((j) => !j.removed);
+  return queue.problems.length === 0 && jobs.every((j) => j.status === 'completed');
+}
+
+/** What a dead run left: see the module comment. */
+function recover(runner: Runner, queue: QueueContext, report: (actor: string) => void, at: string): void {
+  for (const job of Object.values(queue.jobs)) {
+    if (job.status !== 'starting' && job.status !== 'running') continue;
+    const snapshot = job.actor ? runner.snapshot(job.actor) : undefined;
+    const previousRun = job.jobId?.split('/')[0] ?? 'unknown';
+    if (!snapshot) runner.send(QUEUE_ACTOR, interruptedBeforeStart(job, `run ${previousRun} ended before the job started`, at));
+    else if (snapshot.status !== 'done') runner.send(job.actor!, { type: 'job.interrupt', reason: `its scheduler (run ${previousRun}) ended while it ran` });
+    // Finished, but the run died before telling the queue: tell it now.
+    else report(job.actor!);
+  }
+}
+
+function interruptedBeforeStart(job: QueueJob, reason: string, at: string) {
+  return {
+    type: 'queue.jobFinished',
+    slug: job.slug,
+    actor: job.actor ?? `job:${job.slug}#${job.runs}`,
+    outcome: 'interrupted',
+    reason,
+    exitCode: null,
+    signal: null,
+    killedBy: 'interrupt',
+    startedAt: null,
+    finishedAt: null,
+    costUsd: null,
+    rateLimitResetsAt: null,
+    at,
+  };
+}
+
+/** Interrupts every running job and waits until each has its verdict (the queue requeues them). */
+async function interruptRunning(runner: Runner, view: SchedulerView, reason: string): Promise<void> {
+  const actors = Object.values(view.queue().jobs)
+    .filter((j) => (j.status === 'running' || j.status === 'starting') && j.actor && runner.snapshot(j.actor)?.status === 'active')
+    .map((j) => j.actor!);
+  for (const actor of actors) runner.send(actor, { type: 'job.interrupt', reason });
+  await Promise.race([
+    Promise.all(actors.map((actor) => runner.waitFor(actor, (s) => s.status === 'done'))),
+    runner.halted,
+  ]);
+}
+
+function controlRequest(runner: Runner, request: ControlRequest, clock: Clock): ControlReply {
+  const at = new Date(clock.now()).toISOString();
+  try {
+    applyControl(runner, request, at);
+  } catch (error) {
+    if (error instanceof LeaseLostError) return { ok: false, error: error.message };
+    throw error;
+  }
+  const queue = runner.snapshot(QUEUE_ACTOR)!.context as QueueContext;
+  return { ok: true, message: describeControl(request, queue), state: { paused: queue.paused } };
+}
+
+/** Sends the queue the event for a control request. */
+export function applyControl(runner: Runner, request: ControlRequest, at: string): void {
+  if (request.command === 'pause') runner.send(QUEUE_ACTOR, { type: 'queue.pause', reason: 'manual', message: request.reason ?? 'paused by hand', at, until: null });
+  else if (request.command === 'resume') runner.send(QUEUE_ACTOR, { type: 'queue.resume', at, message: 'resumed by hand' });
+  else runner.send(QUEUE_ACTOR, { type: 'queue.kick', at });
+}
+
+export function describeControl(request: ControlRequest, queue: QueueContext): string {
+  if (request.command === 'pause') return queue.paused?.reason === 'manual' ? 'paused' : `not paused: ${queue.paused?.reason ?? 'unknown'}`;
+  if (request.command === 'resume') return queue.paused ? `still paused (${queue.paused.reason})` : 'resumed';
+  const starting = Object.values(queue.jobs).filter((j) => j.status === 'starting').length;
+  return `kicked: ${starting} job(s) starting`;
+}

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { jobTimeoutsSchema, killedBySchema } from './job.events.js';
+
+/**
+ * The queue's events. The queue is one actor (`queue`) per project log; it never reads files or
+ * clocks: job files reach it as `queue.scanned` (what the jobs dir holds, already parsed), time
+ * as `at` fields, and job verdicts as `queue.jobFinished` (from each job actor's final state).
+ */
+
+const iso = z.iso.datetime();
+
+/** One job file as the scheduler read it: what the queue needs to order it, and what it runs. */
+export const jobSpecSchema = z.strictObject({
+  slug: z.string().min(1),
+  file: z.string().min(1).describe('the job file'),
+  hash: z.string().min(1).describe("sha256 of the file's bytes: a changed hash is an edited file"),
+  title: z.string(),
+  group: z.number().int().nonnegative().describe('parallelGroup: from the frontmatter, else an NN- file name prefix, else 99'),
+  cwd: z.string().min(1).describe('absolute'),
+  command: z.array(z.string()).min(1).describe('argv, with the config default applied'),
+  timeouts: jobTimeoutsSchema.describe('with the config defaults applied'),
+  estimateMinutes: z.number().nullable(),
+  promptBytes: z.number().int().nonnegative(),
+});
+export type JobSpec = z.infer<typeof jobSpecSchema>;
+
+export const pauseReasonSchema = z.enum(['manual', 'rate_limit', 'auth', 'network']);
+export type PauseReason = z.infer<typeof pauseReasonSchema>;
+
+export const holderSchema = z.strictObject({
+  pid: z.number().nullable(),
+  session: z.string().nullable(),
+  hostname: z.string().nullable(),
+  reason: z.string().describe('why the holder counts as live'),
+});
+
+export const finishedOutcomeSchema = z.enum(['completed', 'failed', 'deferred', 'interrupted']);
+
+/** Data of each event the queue machine accepts, by event type. */
+export const queueEvents = {
+  'queue.configure': z
+    .strictObject({
+      runId: z.string().min(1),
+      cap: z.number().int().min(1).max(20).describe('concurrencyCap (WARDEN_MAX_CONCURRENCY overrides it)'),
+      requeueInterrupted: z.number().int().nonnegative().describe('how often a job interrupted by a dead scheduler is run again'),
+      rateLimitPauseMs: z.number().int().positive().describe('how long a rate limit with no reset time pauses the queue'),
+      at: iso,
+    })
+    .describe('A scheduler run starts driving the queue: its settings. Jobs left blocked are tried again.'),
+  'queue.detached': z
+    .strictObject({ reason: z.string(), at: iso })
+    .describe('No scheduler run drives the queue any more (it stopped, or a control command found it gone): nothing starts until the next run.'),
+  'queue.scanned': z
+    .strictObject({
+      jobs: z.array(jobSpecSchema).describe('every readable job file, by slug'),
+      problems: z.array(z.strictObject({ file: z.string(), problem: z.string() })).describe('files that are not jobs, and why'),
+    })
+    .describe('The jobs dir was read: new files become pending, edited pending ones are updated, removed pending ones cancelled.'),
+  'queue.jobStarted': z
+    .strictObject({ slug: z.string().min(1), actor: z.string().min(1), jobId: z.string().min(1), at: iso })
+    .describe("The job's worker lock is held and its job actor started."),
+  'queue.startFailed': z
+    .strictObject({ slug: z.string().min(1), reason: z.string(), retry: z.boolean().describe('true: back to pending (the file changed); false: the job fails') })
+    .describe('A job could not be started (its prompt could not be copied, its worker lock is unreadable …).'),
+  'queue.jobBlocked': z
+    .strictObject({ slug: z.string().min(1), holder: holderSchema })
+    .describe("Another live agent holds the worker lock of the job's cwd: the job waits, naming it."),
+  'queue.workerFree': z.strictObject({ slug: z.string().min(1) }).describe('The worker lock a blocked job waits for is free (or stale) now.'),
+  'queue.jobFinished': z
+    .strictObject({
+      slug: z.string().min(1),
+      actor: z.string().min(1),
+      outcome: finishedOutcomeSchema,
+      reason: z.string(),
+      exitCode: z.number().int().nullable(),
+      signal: z.string().nullable(),
+      killedBy: killedBySchema.nullable(),
+      startedAt: iso.nullable(),
+      finishedAt: iso.nullable(),
+      costUsd: z.number().nullable(),
+      rateLimitResetsAt: iso.nullable(),
+      at: iso,
+    })
+    .describe('A job actor reached its verdict.'),
+  'queue.pause': z
+    .strictObject({ reason: pauseReasonSchema, message: z.string(), at: iso, until: iso.nullable().describe('resume by itself then (null: until resumed)') })
+    .describe('Nothing new starts; running jobs go on.'),
+  'queue.resume': z.strictObject({ at: iso, message: z.string() }).describe('A paused queue starts jobs again.'),
+  'queue.kick': z
+    .strictObject({ at: iso })
+    .describe('Start what may start now, bypassing an automatic pause (rate limit, auth, network) once; a manual pause holds.'),
+} as const;
+
+export type QueueEvent =
+  | ({ type: 'queue.configure' } & z.infer<(typeof queueEvents)['queue.configure']>)
+  | ({ type: 'queue.detached' } & z.infer<(typeof queueEvents)['queue.detached']>)
+  | ({ type: 'queue.scanned' } & z.infer<(typeof queueEvents)['queue.scanned']>)
+  | ({ type: 'queue.jobStarted' } & z.infer<(typeof queueEvents)['queue.jobStarted']>)
+  | ({ type: 'queue.startFailed' } & z.infer<(typeof queueEvents)['queue.startFailed']>)
+  | ({ type: 'queue.jobBlocked' } & z.infer<(typeof queueEvents)['queue.jobBlocked']>)
+  | ({ type: 'queue.workerFree' } & z.infer<(typeof queueEvents)['queue.workerFree']>)
+  | ({ type: 'queue.jobFinished' } & z.infer<(typeof queueEvents)['queue.jobFinished']>)
+  | ({ type: 'queue.pause' } & z.infer<(typeof queueEvents)['queue.pause']>)
+  | ({ type: 'queue.resume' } & z.infer<(typeof queueEvents)['queue.resume']>)
+  | ({ type: 'queue.kick' } & z.infer<(typeof queueEvents)['queue.kick']>)
+  | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };
+
+/** The queue actor takes no input: everything it knows arrives as events. */
+export const queueInputSchema = z.strictObject({});
+export type QueueInput = z.infer<typeof queueInputSchema>;

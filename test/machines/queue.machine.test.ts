@@ -1,0 +1,248 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import { queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import type { JobSpec } from '../../src/store/events/queue.events.js';
+
+const T0 = '2026-12-01T10:00:00.000Z';
+const TIMEOUTS = { maxDurationMs: 1000, postResultGraceMs: 1000, killAfterMs: 1000, idleOutputMs: 1000 };
+
+function spec(slug: string, group: number, extra: Partial<JobSpec> = {}): JobSpec {
+  return { slug, file: `/p/.warden/jobs/${slug}.md`, hash: `h-${slug}`, title: slug, group, cwd: `/w/${slug}`, command: ['agent'], timeouts: TIMEOUTS, estimateMinutes: null, promptBytes: 10, ...extra };
+}
+
+type Ev = { type: string } & Record<string, unknown>;
+type Snap = AnyMachineSnapshot & { context: QueueContext };
+type Action = { type: string; params?: Record<string, unknown> };
+
+/** A queue stepped event by event; remembers the actions of the last step. */
+class Queue {
+  snapshot: Snap;
+  actions: Action[] = [];
+  constructor() {
+    const [snapshot] = initialTransition(queueMachine, {});
+    this.snapshot = snapshot as Snap;
+  }
+  send(event: Ev): this {
+    const [next, actions] = transition(queueMachine, this.snapshot as never, event as never);
+    this.snapshot = next as Snap;
+    this.actions = (actions as Action[]).filter((a) => !a.type.startsWith('xstate.assign'));
+    return this;
+  }
+  get jobs(): Record<string, QueueJob> {
+    return this.snapshot.context.jobs;
+  }
+  started(): string[] {
+    return this.actions.filter((a) => a.type === 'startJob').map((a) => String(a.params?.slug));
+  }
+  status(slug: string) {
+    return this.jobs[slug]?.status;
+  }
+  /** The job's start succeeded: its actor runs. */
+  run(slug: string): this {
+    const job = this.jobs[slug]!;
+    return this.send({ type: 'queue.jobStarted', slug, actor: job.actor, jobId: job.jobId, at: T0 });
+  }
+  finish(slug: string, outcome = 'completed', extra: Record<string, unknown> = {}): this {
+    const job = this.jobs[slug]!;
+    return this.send({ type: 'queue.jobFinished', slug, actor: job.actor, outcome, reason: outcome, exitCode: 0, signal: null, killedBy: null, startedAt: T0, finishedAt: T0, costUsd: null, rateLimitResetsAt: null, at: T0, ...extra });
+  }
+}
+
+const configure = (cap: number, requeueInterrupted = 1): Ev => ({ type: 'queue.configure', runId: 'run-1', cap, requeueInterrupted, rateLimitPauseMs: 60_000, at: T0 });
+const scanned = (...jobs: JobSpec[]): Ev => ({ type: 'queue.scanned', jobs, problems: [] });
+
+describe('the queue machine', () => {
+  it('starts the lowest group first, up to the cap, and only once a run is configured', () => {
+    const q = new Queue().send(scanned(spec('a', 2), spec('b', 1), spec('c', 1), spec('d', 1)));
+    expect(q.started()).toEqual([]);
+    expect(q.send(configure(2)).started()).toEqual([]); // the run reads its job files first
+    q.send(scanned(spec('a', 2), spec('b', 1), spec('c', 1), spec('d', 1)));
+    expect(q.started()).toEqual(['b', 'c']);
+    expect(q.actions.find((a) => a.type === 'startJob')?.params).toEqual({ slug: 'b', hash: 'h-b', run: 1, actor: 'job:b#1', jobId: 'run-1/b#1', cwd: '/w/b' });
+    expect([q.status('b'), q.status('c'), q.status('d'), q.status('a')]).toEqual(['starting', 'starting', 'pending', 'pending']);
+  });
+
+  it('backfills from the active group, holds a higher group until the lower one drains', () => {
+    const q = new Queue().send(configure(2)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1), spec('z', 2)));
+    q.run('a').run('b');
+    expect(q.finish('a').started()).toEqual(['c']);
+    q.run('c');
+    expect(q.finish('b').started()).toEqual([]); // c (group 1) still runs: z waits
+    expect(q.finish('c').started()).toEqual(['z']);
+  });
+
+  it('starts a late arrival in a lower group at once beside the running group', () => {
+    const q = new Queue().send(configure(3)).send(scanned(spec('g5-a', 5), spec('g5-b', 5)));
+    q.run('g5-a').run('g5-b');
+    q.send(scanned(spec('g5-a', 5), spec('g5-b', 5), spec('late', 3), spec('g5-c', 5)));
+    expect(q.started()).toEqual(['late']);
+    expect(q.status('g5-c')).toBe('pending');
+  });
+
+  it('never runs two of its jobs in one cwd at once', () => {
+    const q = new Queue().send(configure(4)).send(scanned(spec('a', 1, { cwd: '/w/x' }), spec('b', 1, { cwd: '/w/x' }), spec('c', 1)));
+    expect(q.started()).toEqual(['a', 'c']);
+    q.run('a');
+    expect(q.finish('a').started()).toEqual(['b']);
+  });
+
+  it('a failed job ends failed and the rest goes on', () => {
+    const q = new Queue().send(configure(1)).send(scanned(spec('a', 1), spec('b', 1)));
+    q.run('a');
+    expect(q.finish('a', 'failed', { exitCode: 3, reason: 'exit 3' }).started()).toEqual(['b']);
+    expect(q.jobs.a).toMatchObject({ status: 'failed', attempts: 1, exitCode: 3, reason: 'exit 3' });
+    expect(q.actions.map((a) => a.type)).toEqual(['releaseWorker', 'startJob']);
+  });
+
+  it('an interrupted job is requeued once (configurable), then stays interrupted', () => {
+    const q = new Queue().send(configure(1, 1)).send(scanned(spec('a', 1)));
+    q.run('a');
+    expect(q.finish('a', 'interrupted').started()).toEqual(['a']);
+    expect(q.jobs.a).toMatchObject({ status: 'starting', runs: 2, actor: 'job:a#2', interruptions: 1, attempts: 0 });
+    q.run('a').finish('a', 'interrupted');
+    expect(q.jobs.a).toMatchObject({ status: 'interrupted', interruptions: 2 });
+    expect(q.started()).toEqual([]);
+  });
+
+  it('a blocked job frees its slot, is watched, and starts again when its worker is free', () => {
+    const q = new Queue().send(configure(1)).send(scanned(spec('a', 1), spec('b', 1)));
+    q.send({ type: 'queue.jobBlocked', slug: 'a', holder: { pid: 77, session: null, hostname: 'h', reason: 'PID 77 alive' } });
+    expect(q.actions.map((a) => `${a.type}:${String(a.params?.slug)}`)).toEqual(['watchWorker:a', 'startJob:b']);
+    expect(q.jobs.a).toMatchObject({ status: 'blocked', blockedBy: { pid: 77 } });
+    q.run('b').finish('b');
+    expect(q.started()).toEqual([]); // a is not pending yet
+    expect(q.send({ type: 'queue.workerFree', slug: 'a' }).started()).toEqual(['a']);
+    expect(q.jobs.a).toMatchObject({ status: 'starting', runs: 2 });
+  });
+
+  it('reconciles: edited pending → updated, removed pending → cancelled, a removed file back → pending; completed never runs again', () => {
+    const q = new Queue().send(configure(1)).send(scanned(spec('a', 1), spec('b', 2), spec('c', 2)));
+    q.run('a').finish('a');
+    q.run('b');
+    q.send(scanned(spec('a', 1, { hash: 'edited' }), spec('b', 2), spec('c', 2, { hash: 'h2', title: 'C two' })));
+    expect(q.jobs.c).toMatchObject({ status: 'pending', hash: 'h2', title: 'C two' });
+    expect(q.jobs.a).toMatchObject({ status: 'completed', hash: 'edited' });
+    q.send(scanned(spec('a', 1), spec('b', 2)));
+    expect(q.jobs.c).toMatchObject({ status: 'cancelled', removed: true });
+    q.send(scanned(spec('a', 1), spec('b', 2), spec('c', 2)));
+    expect(q.jobs.c).toMatchObject({ status: 'pending', removed: false });
+    expect(q.started()).toEqual([]); // b still runs
+  });
+
+  it('a job deferred by a rate limit goes back to pending and pauses the queue until the reset, then resumes by itself', () => {
+    const q = new Queue().send(configure(2)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
+    q.run('a').run('b');
+    q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T10:30:00.000Z', reason: 'rate limited' });
+    expect(q.snapshot.value).toBe('pausedUntil');
+    expect(q.jobs.a).toMatchObject({ status: 'pending', deferrals: 1, attempts: 0 });
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ delay: 30 * 60_000 }) }));
+    expect(q.started()).toEqual([]);
+    expect(q.snapshot.context.paused).toMatchObject({ reason: 'rate_limit', until: '2026-12-01T10:30:00.000Z' });
+    q.send({ type: 'xstate.after.pauseEnds.queue.pausedUntil' });
+    expect(q.snapshot.value).toBe('active');
+    expect(q.started()).toEqual(['a']);
+  });
+
+  it('a manual pause holds against kicks; kick bypasses an automatic pause once', () => {
+    const q = new Queue().send(configure(1)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
+    q.run('a');
+    q.send({ type: 'queue.pause', reason: 'manual', message: 'by hand', at: T0, until: null });
+    expect(q.finish('a').started()).toEqual([]);
+    expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual([]);
+    expect(q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: T0, until: null }).snapshot.context.paused?.reason).toBe('manual');
+    expect(q.send({ type: 'queue.resume', at: T0, message: 'by hand' }).started()).toEqual(['b']);
+    q.run('b');
+    q.send({ type: 'queue.pause', reason: 'auth', message: 'meter 401', at: T0, until: null });
+    q.finish('b');
+    expect(q.started()).toEqual([]);
+    expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
+    expect(q.snapshot.context).toMatchObject({ kick: false, paused: { reason: 'auth' } });
+  });
+});
+
+describe('the batch rules, as properties', () => {
+  type Step = { kind: 'finish'; pick: number; outcome: 'completed' | 'failed' } | { kind: 'arrive'; group: number } | { kind: 'block'; pick: number } | { kind: 'free'; pick: number };
+  const stepArb: fc.Arbitrary<Step> = fc.oneof(
+    { weight: 6, arbitrary: fc.record({ kind: fc.constant('finish' as const), pick: fc.nat(), outcome: fc.constantFrom('completed' as const, 'completed' as const, 'failed' as const) }) },
+    { weight: 2, arbitrary: fc.record({ kind: fc.constant('arrive' as const), group: fc.integer({ min: 0, max: 4 }) }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('block' as const), pick: fc.nat() }) },
+    { weight: 1, arbitrary: fc.record({ kind: fc.constant('free' as const), pick: fc.nat() }) },
+  );
+  const queueArb = fc.record({
+    cap: fc.integer({ min: 1, max: 5 }),
+    groups: fc.array(fc.integer({ min: 0, max: 4 }), { minLength: 1, maxLength: 14 }),
+    steps: fc.array(stepArb, { maxLength: 60 }),
+  });
+
+  /** Checks a step's starts against the state before it; returns the slugs started. */
+  function checkStarts(before: Record<string, QueueJob>, q: Queue, cap: number): string[] {
+    const started = q.started();
+    const running = Object.values(q.jobs).filter((j) => j.status === 'starting' || j.status === 'running');
+    expect(running.length).toBeLessThanOrEqual(cap);
+    for (const slug of started) {
+      const group = q.jobs[slug]!.group;
+      // Started from pending (or new in this very scan, or freed in this very step), never twice.
+      expect(['pending', 'blocked'], `${slug} started from pending`).toContain(before[slug]?.status ?? 'pending');
+      // No higher group starts while a lower one runs (a late arrival is lower, so it may).
+      const lowerRunning = running.filter((j) => j.group < group);
+      expect(lowerRunning, `${slug} (group ${group}) started while a lower group ran`).toEqual([]);
+    }
+    return started;
+  }
+
+  it('never more than the cap; no higher group starts while a lower one runs; with no failures every job starts and completes', () => {
+    fc.assert(
+      fc.property(queueArb, ({ cap, groups, steps }) => {
+        const q = new Queue().send(configure(cap));
+        let specs = groups.map((g, i) => spec(`j${String(i).padStart(2, '0')}`, g));
+        let before = q.jobs;
+        q.send(scanned(...specs));
+        const everStarted = new Set(checkStarts(before, q, cap));
+        const act = (send: () => void) => {
+          before = q.jobs;
+          send();
+          for (const slug of checkStarts(before, q, cap)) everStarted.add(slug);
+        };
+        const inStatus = (...statuses: string[]) => Object.values(q.jobs).filter((j) => statuses.includes(j.status)).map((j) => j.slug).sort();
+        for (const step of steps) {
+          if (step.kind === 'arrive') {
+            specs = [...specs, spec(`late${specs.length}`, step.group)];
+            act(() => q.send(scanned(...specs)));
+          } else if (step.kind === 'finish') {
+            const running = inStatus('starting', 'running');
+            if (running.length === 0) continue;
+            const slug = running[step.pick % running.length]!;
+            if (q.status(slug) === 'starting') act(() => q.run(slug));
+            act(() => q.finish(slug, step.outcome));
+          } else if (step.kind === 'block') {
+            const starting = inStatus('starting');
+            if (starting.length === 0) continue;
+            const slug = starting[step.pick % starting.length]!;
+            act(() => q.send({ type: 'queue.jobBlocked', slug, holder: { pid: 1, session: null, hostname: null, reason: 'test' } }));
+          } else {
+            const blocked = inStatus('blocked');
+            if (blocked.length === 0) continue;
+            act(() => q.send({ type: 'queue.workerFree', slug: blocked[step.pick % blocked.length]! }));
+          }
+        }
+        // Drain with no failures: free every blocked job, complete whatever runs.
+        for (let guard = 0; guard < 1000; guard++) {
+          const blocked = inStatus('blocked');
+          if (blocked.length > 0) {
+            act(() => q.send({ type: 'queue.workerFree', slug: blocked[0]! }));
+            continue;
+          }
+          const running = inStatus('starting', 'running');
+          if (running.length === 0) break;
+          if (q.status(running[0]!) === 'starting') act(() => q.run(running[0]!));
+          act(() => q.finish(running[0]!, 'completed'));
+        }
+        expect(inStatus('pending', 'blocked', 'starting', 'running')).toEqual([]);
+        expect([...everStarted].sort()).toEqual(specs.map((s) => s.slug).sort());
+        for (const job of Object.values(q.jobs)) expect(['completed', 'failed']).toContain(job.status);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
