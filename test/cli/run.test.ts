@@ -45,7 +45,7 @@ describe('warden run', () => {
     jobs[5] = { slug: 'qe-g10-1', group: 10, agent: ['--result', 'error', '--exit', '3'] };
     writeProject(dir, jobs);
     const run = await startRun(dir);
-    expect(run.exitCode, run.stderr).toBe(1); // not every job completed
+    expect(run.exitCode, String(run.stderr)).toBe(1); // not every job completed
     const status = await statusOf(dir);
     expect(status.jobs.map((j) => `${j.slug}:${j.status}`)).toEqual([
       'qe-g10-0:completed', 'qe-g10-1:failed', 'qe-g10-2:completed', 'qe-g10-3:completed',
@@ -95,7 +95,7 @@ describe('warden run', () => {
     await first;
     const result = await second;
     const { maxPerSlug, worst } = watch.stop();
-    expect(result.exitCode, result.all).toBe(0);
+    expect(result.exitCode, String(result.all)).toBe(0);
     expect(maxPerSlug, `one job had two live processes: ${worst.join(', ')}`).toBe(1);
     const status = await statusOf(dir);
     expect(status.jobs.every((j) => j.status === 'completed')).toBe(true);
@@ -123,7 +123,7 @@ describe('warden run', () => {
     expect(leftovers().length).toBeGreaterThan(0);
     const second = await startRun(dir);
     const { worst } = watch.stop();
-    expect(second.exitCode, second.all).toBe(0);
+    expect(second.exitCode, String(second.all)).toBe(0);
     // Per slug, no two agent *runs* at once (a run's own grandchildren share its id).
     const runsAtOnce = new Set(worst.map((w) => w.split(':')[0]));
     expect(runsAtOnce.size, `two runs of one job alive at once: ${worst.join(', ')}`).toBe(1);
@@ -177,7 +177,7 @@ describe('warden run', () => {
     agent.child.kill('SIGKILL');
     await agent.child;
     const result = await run;
-    expect(result.exitCode, result.all).toBe(0);
+    expect(result.exitCode, String(result.all)).toBe(0);
     expect((await statusOf(dir)).jobs.map((j) => j.status)).toEqual(['completed', 'completed']);
     await verified(dir);
   }, 60_000);
@@ -221,7 +221,7 @@ describe('warden run', () => {
     expect((await run).signal).toBe('SIGINT');
     expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'pending', interruptions: 0 });
     const again = await startRun(dir);
-    expect(again.exitCode, again.all).toBe(0);
+    expect(again.exitCode, String(again.all)).toBe(0);
     expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'completed', runs: 2 });
   }, 60_000);
 
