@@ -67,6 +67,15 @@ export { demoMachine, demoDefinition } from './machines/demo.machine.js';
 export { leaseMachine, leaseDefinition } from './machines/lease.machine.js';
 export { jobMachine, jobDefinition, verdict, metaOf, type JobMeta, type JobOutcome, type JobContext } from './machines/job.machine.js';
 export { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts, type JobResult, type KilledBy } from './store/events/job.events.js';
+export { runScheduler, QUEUE_ACTOR, type SchedulerOptions, type SchedulerResult, type SchedulerView } from './runner/scheduler.js';
+export { queueStatus, type QueueStatus, type JobStatus } from './runner/queueStatus.js';
+export { queueMachine, queueDefinition, pickBatch, reconcile, isDrained, type QueueContext, type QueueJob, type QueueJobStatus, type QueuePause } from './machines/queue.machine.js';
+export { type JobSpec, type PauseReason } from './store/events/queue.events.js';
+export { scanJobs, type ScanResult as JobScanResult } from './effects/queueEffects.js';
+export { serveControl, sendControl, controlSocketPath, type ControlRequest, type ControlReply, type ControlServer } from './effects/controlSocket.js';
+export { parseJobFile, readJobsDir, SLUG_PATTERN, type JobFile, type JobFrontmatter } from './store/jobFile.js';
+export { loadConfig, concurrencyCapOf } from './store/configFile.js';
+export { configSchema, DEFAULT_AGENT_COMMAND, CONFIG_DEFAULTS, type WardenConfig } from './store/config.js';
 
 export {
   WardenError,

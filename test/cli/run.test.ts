@@ -4,6 +4,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import type { LogRecord } from '../../src/store/record.js';
 import { warden } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { CLI } from '../helpers/cli.js';
 import { jobProcesses, outputLine, slugOfJobId, startRun, watchJobProcesses, writeJob, writeProject, type TestJob } from '../helpers/queueProject.js';
 import { useSleepers } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
@@ -17,6 +19,15 @@ const leftovers = () => [...jobProcesses()].filter(([id]) => ours(id));
 afterEach(() => {
   expect(leftovers(), 'job processes left behind').toEqual([]);
 });
+
+/** `warden lease run` holding the lease with no scheduler (and no control socket) behind it. */
+function startLeaseHolder(dir: string) {
+  const child = execa('node', [CLI, 'lease', 'run', '--dir', dir, '--', 'sh', '-c', 'echo holding; exec sleep 30'], { reject: false, all: true }) as ReturnType<typeof startRun>;
+  let text = '';
+  child.all!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.output = () => text;
+  return child;
+}
 
 /** Resolves once `n` of this file's job processes are alive (their spawn follows the log's record). */
 async function agentsAlive(n: number): Promise<void> {
@@ -211,6 +222,18 @@ describe('warden run', () => {
     expect(types).toEqual(expect.arrayContaining(['queue.pause', 'queue.kick', 'queue.resume', 'queue.detached']));
     await verified(dir);
   }, 60_000);
+
+  it('control exits 75 when a process holds the lease but no scheduler answers', async () => {
+    const dir = tempDir();
+    writeProject(dir, []);
+    const holder = startLeaseHolder(dir);
+    await outputLine(holder, /holding/);
+    const pause = await warden(['pause', '--dir', dir]);
+    expect(pause.code).toBe(75);
+    expect(pause.stderr).toMatch(/control socket did not answer/);
+    holder.kill('SIGTERM');
+    await holder;
+  }, 30_000);
 
   it('a stopped scheduler interrupts its running jobs, which the next run completes without using up a requeue', async () => {
     const dir = tempDir();

@@ -130,6 +130,23 @@ describe('the queue machine', () => {
     expect(q.started()).toEqual([]); // b still runs
   });
 
+  it('an edited failed job runs again; a later reset extends a rate-limit pause, an earlier one does not shorten it', () => {
+    const q = new Queue().send(configure(3)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
+    q.run('a').run('b').run('c');
+    q.finish('a', 'failed');
+    expect(q.send(scanned(spec('a', 1, { hash: 'fixed' }), spec('b', 1), spec('c', 1))).started()).toEqual(['a']);
+    expect(q.jobs.a).toMatchObject({ status: 'starting', runs: 2, attempts: 1, hash: 'fixed' });
+    q.finish('b', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: T0 });
+    expect(q.snapshot.context.paused).toMatchObject({ until: '2026-12-01T11:00:00.000Z', delayMs: 3_600_000 });
+    // Ten minutes on, an earlier reset: same end, the timer re-armed for what is left of it.
+    q.finish('c', 'deferred', { rateLimitResetsAt: '2026-12-01T10:30:00.000Z', at: '2026-12-01T10:10:00.000Z' });
+    expect(q.snapshot.context.paused).toMatchObject({ until: '2026-12-01T11:00:00.000Z', delayMs: 50 * 60_000 });
+    q.run('a');
+    q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T12:00:00.000Z', at: '2026-12-01T10:20:00.000Z' });
+    expect(q.snapshot.context.paused).toMatchObject({ until: '2026-12-01T12:00:00.000Z', delayMs: 100 * 60_000 });
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ delay: 100 * 60_000 }) }));
+  });
+
   it('a job deferred by a rate limit goes back to pending and pauses the queue until the reset, then resumes by itself', () => {
     const q = new Queue().send(configure(2)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
     q.run('a').run('b');
