@@ -12,6 +12,7 @@ import { jobEffects } from '../effects/jobProcess.js';
 import { UsageError } from '../errors.js';
 import { builtInMachines } from '../machines/catalogue.js';
 import { metaOf, type JobContext, type JobMeta, type JobOutcome } from '../machines/job.machine.js';
+import { SLUG_PATTERN } from '../store/jobFile.js';
 import { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts } from '../store/events/job.events.js';
 import { Runner } from './runner.js';
 
@@ -49,7 +50,6 @@ export interface JobRun {
   meta: JobMeta;
 }
 
-const SLUG = /^[a-z0-9][a-z0-9._-]*$/;
 
 /**
  * Runs one command as a supervised job and resolves with its outcome once nothing of it is left.
@@ -58,7 +58,7 @@ const SLUG = /^[a-z0-9][a-z0-9._-]*$/;
 export async function runJob(options: RunJobOptions): Promise<JobRun> {
   const dir = resolve(options.dir ?? '.');
   const slug = options.slug ?? 'exec';
-  if (!SLUG.test(slug)) throw new UsageError(`slug "${slug}": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  if (!SLUG_PATTERN.test(slug)) throw new UsageError(`slug "${slug}": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, and no ".."`);
   if (options.command.length === 0 || options.command[0] === '') throw new UsageError('no command given');
   const timeouts = { ...DEFAULT_JOB_TIMEOUTS, ...options.timeouts };
   for (const [name, value] of Object.entries(timeouts)) {
