@@ -21,6 +21,13 @@ export async function statusCommand(argv: string[]): Promise<number> {
   out.line(owner ? `lease: held by ${owner.ownerId} (pid ${String(owner.pid)}, epoch ${owner.epoch})${status.lease.live ? '' : ' — owner gone'}` : `lease: not held (${status.lease.basis})`);
   if (status.paused) out.line(`paused: ${status.paused.reason}${status.paused.until ? ` until ${status.paused.until}` : ''} (${status.paused.message})`);
   else out.line(`queue: ${status.runId ? `driven by run ${status.runId}` : 'no run driving it'}${status.cap ? `, cap ${status.cap}` : ''}`);
+  if (status.gate && status.gate.firePolicy !== 'immediate') out.line(`fire policy: ${status.gate.firePolicy}: ${status.gate.open ? 'open' : 'closed'} (${status.gate.reason}${status.gate.opensAt ? `; opens ${status.gate.opensAt}` : ''})`);
+  if (status.meter) {
+    const m = status.meter;
+    const last = m.lastPoll ? `last poll ${m.lastPoll.at}: ${m.lastPoll.ok ? `utilization ${m.lastPoll.utilization}%${m.lastPoll.resetsAt ? `, resets ${m.lastPoll.resetsAt}` : ''}` : `failed (${m.lastPoll.kind}: ${m.lastPoll.reason})`}` : 'not polled yet';
+    const failing = m.failures > 0 ? `; ${m.failures} failure(s) in a row (${m.failureKind})${m.failingSince ? ` since ${m.failingSince}` : ''}` : '';
+    out.line(`meter: ${last}${failing}${m.nextPollAt ? `; next poll ${m.nextPollAt}` : ` (${m.state})`}${m.pausedAs ? `; paused the queue as ${m.pausedAs}` : ''}`);
+  }
   for (const p of status.problems) out.line(`bad job file ${p.file}: ${p.problem}`);
   const rows = [['JOB', 'GROUP', 'STATUS', 'ATTEMPTS', 'EXIT', 'COST', 'WHY']];
   for (const j of status.jobs) {

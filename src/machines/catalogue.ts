@@ -2,7 +2,8 @@ import type { MachineDefinition } from './definition.js';
 import { demoDefinition } from './demo.machine.js';
 import { jobDefinition } from './job.machine.js';
 import { leaseDefinition } from './lease.machine.js';
+import { pollDefinition } from './poll.machine.js';
 import { queueDefinition } from './queue.machine.js';
 
 /** Every machine Warden ships: what `warden log` and `warden replay` know without being told. */
-export const builtInMachines: readonly MachineDefinition[] = [leaseDefinition, queueDefinition, jobDefinition, demoDefinition];
+export const builtInMachines: readonly MachineDefinition[] = [leaseDefinition, queueDefinition, pollDefinition, jobDefinition, demoDefinition];

@@ -1,5 +1,5 @@
 import { assign, enqueueActions, setup } from 'xstate';
-import { queueEvents, queueInputSchema, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
+import { queueEvents, queueInputSchema, type FirePolicy, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
 import type { KilledBy } from '../store/events/job.events.js';
 import { defineMachine } from './definition.js';
 
@@ -50,11 +50,29 @@ export interface QueuePause {
   delayMs: number;
 }
 
+/** The usage gate: whether the fire policy lets new jobs start now, and why. */
+export interface UsageGate {
+  open: boolean;
+  reason: string;
+  /** on-reset: when the gate opens (the window's reset plus the offset). */
+  opensAt: string | null;
+}
+
 export interface QueueContext {
   runId: string | null;
   cap: number;
   requeueInterrupted: number;
   rateLimitPauseMs: number;
+  rateLimitMarginMs: number;
+  firePolicy: FirePolicy;
+  utilizationThreshold: number;
+  offsetMs: number;
+  resumeSuppressMs: number;
+  /** The meter's last word. */
+  usage: { utilization: number; resetsAt: string | null; at: string } | null;
+  gate: UsageGate;
+  /** After a manual resume, automatic pauses are ignored until then. */
+  suppressAutoUntil: string | null;
   jobs: Record<string, QueueJob>;
   problems: Array<{ file: string; problem: string }>;
   paused: QueuePause | null;
@@ -223,6 +241,31 @@ function effect<K extends keyof QueueEffects>(type: K, params: QueueEffects[K]):
   return { type, params } as never;
 }
 
+/** Whether an automatic pause at `at` is ignored because the user resumed by hand just before. */
+function suppressed(context: QueueContext, at: string): boolean {
+  return context.suppressAutoUntil !== null && Date.parse(at) < Date.parse(context.suppressAutoUntil);
+}
+
+/** The gate after a usage report, by fire policy; `arm`: the on-reset timer to (re)start, in ms. */
+export function gateAfterUsage(context: Pick<QueueContext, 'firePolicy' | 'utilizationThreshold' | 'offsetMs' | 'gate'>, usage: { utilization: number; resetsAt: string | null; at: string }): { gate: UsageGate; armMs: number | null } {
+  const over = usage.utilization >= context.utilizationThreshold;
+  const level = `utilization ${usage.utilization}% ${over ? '≥' : '<'} ${context.utilizationThreshold}%`;
+  switch (context.firePolicy) {
+    case 'immediate':
+      return { gate: { open: true, reason: 'fire policy immediate', opensAt: null }, armMs: null };
+    case 'when-available':
+      return { gate: { open: !over, reason: `when-available: ${level}`, opensAt: null }, armMs: null };
+    case 'on-reset': {
+      // Open from the reset (plus the offset) until utilization reaches the threshold again.
+      if (context.gate.open && !over) return { gate: { ...context.gate, reason: `on-reset: ${level}` }, armMs: null };
+      if (usage.resetsAt === null) return { gate: { open: false, reason: `on-reset: ${level}; the meter gave no reset time`, opensAt: null }, armMs: null };
+      const opensAt = new Date(Date.parse(usage.resetsAt) + context.offsetMs).toISOString();
+      if (!context.gate.open && context.gate.opensAt === opensAt) return { gate: context.gate, armMs: null };
+      return { gate: { open: false, reason: `on-reset: waiting for the window to reset (${level})`, opensAt }, armMs: Math.max(0, Date.parse(opensAt) - Date.parse(usage.at)) };
+    }
+  }
+}
+
 /** A pause as of `at`: its timer (if it has an end) runs from `at` to `until`. */
 function pauseOf(reason: PauseReason, message: string, since: string, until: string | null, at: string): QueuePause {
   return { reason, message, since, until, delayMs: until === null ? 0 : Math.max(0, Date.parse(until) - Date.parse(at)) };
@@ -252,7 +295,21 @@ export const queueMachine = setup({
       if (event.type !== 'queue.configure') return {};
       // A new run: jobs that waited for a worker lock are tried again.
       const jobs = Object.fromEntries(Object.entries(context.jobs).map(([slug, job]) => [slug, job.status === 'blocked' ? { ...job, status: 'pending' as const, blockedBy: null } : job]));
-      return { runId: event.runId, cap: event.cap, requeueInterrupted: event.requeueInterrupted, rateLimitPauseMs: event.rateLimitPauseMs, jobs };
+      const policyChanged = event.firePolicy !== context.firePolicy;
+      const gate: UsageGate = event.firePolicy === 'immediate' ? { open: true, reason: 'fire policy immediate', opensAt: null } : policyChanged || context.usage === null ? { open: false, reason: `${event.firePolicy}: waiting for the usage meter`, opensAt: null } : context.gate;
+      return {
+        runId: event.runId,
+        cap: event.cap,
+        requeueInterrupted: event.requeueInterrupted,
+        rateLimitPauseMs: event.rateLimitPauseMs,
+        rateLimitMarginMs: event.rateLimitMarginMs,
+        firePolicy: event.firePolicy,
+        utilizationThreshold: event.utilizationThreshold,
+        offsetMs: event.offsetMs,
+        resumeSuppressMs: event.resumeSuppressMs,
+        gate,
+        jobs,
+      };
     }),
     detach: assign({ runId: () => null }),
     reconcile: assign(({ context, event }) => (event.type === 'queue.scanned' ? { jobs: reconcile(context.jobs, event.jobs), problems: event.problems } : {})),
@@ -295,8 +352,10 @@ export const queueMachine = setup({
     }),
     pauseForRateLimit: assign(({ context, event }) => {
       if (event.type !== 'queue.jobFinished' || event.outcome !== 'deferred') return {};
-      if (context.paused?.reason === 'manual') return {};
-      const until = event.rateLimitResetsAt ?? new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+      if (context.paused?.reason === 'manual' || suppressed(context, event.at)) return {};
+      const until = event.rateLimitResetsAt
+        ? new Date(Date.parse(event.rateLimitResetsAt) + context.rateLimitMarginMs).toISOString()
+        : new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
       // A later reset than the pause in force extends it; an earlier one does not shorten it
       // (its timer, started over by this step, runs to the same end).
       const current = context.paused;
@@ -305,17 +364,32 @@ export const queueMachine = setup({
     }),
     setPause: assign(({ context, event }) => {
       if (event.type !== 'queue.pause') return {};
-      // A manual pause is not replaced by an automatic one.
-      if (context.paused?.reason === 'manual' && event.reason !== 'manual') return {};
+      // A manual pause is not replaced by an automatic one; nor does one follow a manual resume too soon.
+      if (event.reason !== 'manual' && (context.paused?.reason === 'manual' || suppressed(context, event.at))) return {};
       return { paused: pauseOf(event.reason, event.message, event.at, event.until, event.at) };
     }),
     clearPause: assign({ paused: () => null }),
+    resumedByHand: assign(({ context, event }) =>
+      event.type === 'queue.resume' && context.resumeSuppressMs > 0 ? { suppressAutoUntil: new Date(Date.parse(event.at) + context.resumeSuppressMs).toISOString() } : {},
+    ),
+    recordUsage: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.usage') return;
+      const usage = { utilization: event.utilization, resetsAt: event.resetsAt, at: event.at };
+      const { gate, armMs } = gateAfterUsage(context, usage);
+      enqueue.assign({ usage, gate });
+      if (armMs !== null) {
+        enqueue.cancel('windowReset');
+        enqueue.raise({ type: 'queue.windowReset' }, { delay: armMs, id: 'windowReset' });
+      }
+    }),
+    windowReset: assign(({ context }) => ({ gate: { open: true, reason: `on-reset: the window reset${context.gate.opensAt ? ` (opened ${context.gate.opensAt})` : ''}`, opensAt: null } })),
     armKick: assign({ kick: () => true }),
     /** Picks a batch (if the gate is open) and starts it: the jobs hold their slots from here. */
     pick: enqueueActions(({ context, enqueue }) => {
+      // A kick opens the usage gate and automatic pauses once; a manual pause holds.
       const bypass = context.kick && context.paused?.reason !== 'manual';
       if (context.kick) enqueue.assign({ kick: false });
-      if (context.paused && !bypass) return;
+      if ((context.paused || !context.gate.open) && !bypass) return;
       if (context.runId === null) return;
       const picked = pickBatch(Object.values(context.jobs), context.cap);
       if (picked.length === 0) return;
@@ -336,16 +410,34 @@ export const queueMachine = setup({
     releaseWorker: (_, _params: QueueEffects['releaseWorker']) => {},
   },
   guards: {
+    clearsCurrentPause: ({ context, event }) => event.type === 'queue.clearPause' && context.paused?.reason === event.reason,
     pausesUntil: ({ event }) => event.type === 'queue.pause' && event.until !== null,
-    manualPauseHolds: ({ context, event }) => event.type === 'queue.pause' && context.paused?.reason === 'manual' && event.reason !== 'manual',
-    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && event.outcome === 'deferred' && context.paused?.reason !== 'manual',
+    pauseIgnored: ({ context, event }) => event.type === 'queue.pause' && event.reason !== 'manual' && (context.paused?.reason === 'manual' || suppressed(context, event.at)),
+    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && event.outcome === 'deferred' && context.paused?.reason !== 'manual' && !suppressed(context, event.at),
   },
   delays: {
     pauseEnds: ({ context }) => context.paused?.delayMs ?? 0,
   },
 }).createMachine({
   id: 'queue',
-  context: () => ({ runId: null, cap: 1, requeueInterrupted: 1, rateLimitPauseMs: 15 * 60_000, jobs: {}, problems: [], paused: null, kick: false }),
+  context: () => ({
+    runId: null,
+    cap: 1,
+    requeueInterrupted: 1,
+    rateLimitPauseMs: 15 * 60_000,
+    rateLimitMarginMs: 0,
+    firePolicy: 'immediate' as FirePolicy,
+    utilizationThreshold: 90,
+    offsetMs: 15 * 60_000,
+    resumeSuppressMs: 0,
+    usage: null,
+    gate: { open: true, reason: 'fire policy immediate', opensAt: null },
+    suppressAutoUntil: null,
+    jobs: {},
+    problems: [],
+    paused: null,
+    kick: false,
+  }),
   initial: 'active',
   on: {
     // No pick yet: the run reads the job files first (its scan picks).
@@ -357,6 +449,8 @@ export const queueMachine = setup({
     'queue.jobBlocked': { actions: ['markBlocked', 'watchBlocked', 'pick'] },
     'queue.workerFree': { actions: ['markFree', 'pick'] },
     'queue.kick': { actions: ['armKick', 'pick'] },
+    'queue.usage': { actions: ['recordUsage', 'pick'] },
+    'queue.windowReset': { actions: ['windowReset', 'pick'] },
   },
   states: {
     active: {
@@ -366,6 +460,7 @@ export const queueMachine = setup({
           { actions: ['recordFinished', 'pick'] },
         ],
         'queue.pause': [
+          { guard: 'pauseIgnored' },
           { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
           { target: 'paused', actions: 'setPause' },
         ],
@@ -375,11 +470,12 @@ export const queueMachine = setup({
       on: {
         'queue.jobFinished': { actions: ['recordFinished', 'pick'] },
         'queue.pause': [
-          { guard: 'manualPauseHolds' },
+          { guard: 'pauseIgnored' },
           { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
           { target: 'paused', reenter: true, actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },
     pausedUntil: {
@@ -391,10 +487,12 @@ export const queueMachine = setup({
           { actions: ['recordFinished', 'pick'] },
         ],
         'queue.pause': [
+          { guard: 'pauseIgnored' },
           { guard: 'pausesUntil', target: 'pausedUntil', reenter: true, actions: 'setPause' },
           { target: 'paused', actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },
   },

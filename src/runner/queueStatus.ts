@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
 import { builtInMachines } from '../machines/catalogue.js';
-import type { QueueContext, QueueJobStatus, QueuePause } from '../machines/queue.machine.js';
+import type { QueueContext, QueueJobStatus, QueuePause, UsageGate } from '../machines/queue.machine.js';
+import type { PollContext } from '../machines/poll.machine.js';
 import { replayLog } from './replay.js';
 
 export interface JobStatus {
@@ -30,12 +31,30 @@ export interface JobStatus {
   removed: boolean;
 }
 
+export interface MeterStatus {
+  state: string;
+  lastPoll: PollContext['lastPoll'];
+  utilization: number | null;
+  resetsAt: string | null;
+  /** Failures in a row, and the kind of the last one. */
+  failures: number;
+  failureKind: string | null;
+  failingSince: string | null;
+  nextPollAt: string | null;
+  /** The pause the meter asked for (auth, network), if any. */
+  pausedAs: string | null;
+}
+
 export interface QueueStatus {
   lease: LeaseStatus | { held: false; live: false; owner: null; basis: string };
   /** The run driving the queue, if the log says one does. */
   runId: string | null;
   cap: number | null;
   paused: QueuePause | null;
+  /** Whether the fire policy lets new jobs start now, and why. */
+  gate: (UsageGate & { firePolicy: string }) | null;
+  /** The usage meter's poll loop, if a meter is configured. */
+  meter: MeterStatus | null;
   jobs: JobStatus[];
   problems: Array<{ file: string; problem: string }>;
   /** The log's last seq read. */
@@ -48,10 +67,27 @@ export function queueStatus(projectDir: string): QueueStatus {
   const wardenDir = join(dir, '.warden');
   const lease = existsSync(wardenDir) ? new LeaseOps(wardenDir, 'status').status() : { held: false as const, live: false as const, owner: null, basis: 'no .warden directory' };
   const log = join(wardenDir, 'events.jsonl');
-  if (!existsSync(log)) return { lease, runId: null, cap: null, paused: null, jobs: [], problems: [], seq: 0 };
+  if (!existsSync(log)) return { lease, runId: null, cap: null, paused: null, gate: null, meter: null, jobs: [], problems: [], seq: 0 };
   const replayed = replayLog(log, builtInMachines);
   const queue = replayed.actors.find((a) => a.id === 'queue')?.snapshot.context as QueueContext | undefined;
-  if (!queue) return { lease, runId: null, cap: null, paused: null, jobs: [], problems: [], seq: replayed.lastSeq };
+  const poll = replayed.actors.find((a) => a.id === 'poll')?.snapshot;
+  const meter: MeterStatus | null = poll
+    ? (() => {
+        const c = poll.context as PollContext;
+        return {
+          state: String(poll.value),
+          lastPoll: c.lastPoll,
+          utilization: c.lastOk?.utilization ?? null,
+          resetsAt: c.lastOk?.resetsAt ?? null,
+          failures: c.failures,
+          failureKind: c.failures > 0 ? (c.lastPoll?.kind ?? null) : null,
+          failingSince: c.streakSince,
+          nextPollAt: poll.value === 'stopped' ? null : c.nextPollAt,
+          pausedAs: c.pausedAs,
+        };
+      })()
+    : null;
+  if (!queue) return { lease, runId: null, cap: null, paused: null, gate: null, meter, jobs: [], problems: [], seq: replayed.lastSeq };
   const jobs = Object.values(queue.jobs)
     .sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1))
     .map((j) => ({
@@ -73,5 +109,5 @@ export function queueStatus(projectDir: string): QueueStatus {
       actor: j.actor,
       removed: j.removed,
     }));
-  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, jobs, problems: queue.problems, seq: replayed.lastSeq };
+  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...queue.gate, firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
 }

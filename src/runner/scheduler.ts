@@ -21,7 +21,10 @@ import type { SessionProbe } from '../effects/sessionProbes.js';
 import { LeaseLostError } from '../errors.js';
 import { metaOf, type JobContext } from '../machines/job.machine.js';
 import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
-import { DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
+import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
+import { meterEffect } from '../effects/meter.js';
+import { fromPromise } from 'xstate';
+import type { EffectInput } from './runner.js';
 import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
 import type { JobInput } from '../store/events/job.events.js';
 import type { LogRecord } from '../store/record.js';
@@ -29,7 +32,7 @@ import { acquireLease, type LeaseHandle } from './leaseSession.js';
 import type { Runner } from './runner.js';
 
 export const QUEUE_ACTOR = 'queue';
-const DEFAULT_RATE_LIMIT_PAUSE_MS = 15 * 60_000;
+export const POLL_ACTOR = 'poll';
 
 export interface SchedulerOptions {
   /** The project dir (default `.`). */
@@ -129,6 +132,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
         rateLimitPatterns: (config.rateLimitPatterns ?? []).map((p) => ({ name: p.name, regex: new RegExp(p.regex) })),
       }),
       ...queueEffects(host),
+      ...(config.meter ? meterEffects(config.meter, () => runner!) : {}),
     },
   });
   runner = lease.runner;
@@ -199,9 +203,20 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       runId,
       cap,
       requeueInterrupted: config.requeueInterrupted ?? 1,
-      rateLimitPauseMs: DEFAULT_RATE_LIMIT_PAUSE_MS,
+      rateLimitPauseMs: config.rateLimitPauseMs ?? CONFIG_DEFAULTS.rateLimitPauseMs,
+      rateLimitMarginMs: config.rateLimitMarginMs ?? CONFIG_DEFAULTS.rateLimitMarginMs,
+      firePolicy: config.firePolicy ?? CONFIG_DEFAULTS.firePolicy,
+      utilizationThreshold: config.utilizationThreshold ?? CONFIG_DEFAULTS.utilizationThreshold,
+      offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
+      resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
       at: new Date(clock.now()).toISOString(),
     });
+    if (config.meter) {
+      if (!live.snapshot(POLL_ACTOR)) live.start(POLL_ACTOR, 'poll', {});
+      live.send(POLL_ACTOR, pollConfigure(config.meter, new Date(clock.now()).toISOString()));
+    } else if (live.snapshot(POLL_ACTOR)?.value !== undefined && live.snapshot(POLL_ACTOR)?.value !== 'stopped') {
+      live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'no meter in the config' });
+    }
     recover(live, view.queue(), report, new Date(clock.now()).toISOString());
     scanned = true;
     rescan();
@@ -221,6 +236,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     if (stoppedBy !== 'lost') {
       // Detached first: jobs interrupted by a stop go back to pending, not started again here,
       // and (unlike a crash) do not use up their requeues.
+      if (config.meter) live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'the scheduler is stopping' });
       live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
       await interruptRunning(live, view, 'the scheduler is stopping');
     }
@@ -310,4 +326,36 @@ export function describeControl(request: ControlRequest, queue: QueueContext): s
   if (request.command === 'resume') return queue.paused ? `still paused (${queue.paused.reason})` : 'resumed';
   const starting = Object.values(queue.jobs).filter((j) => j.status === 'starting').length;
   return `kicked: ${starting} job(s) starting`;
+}
+
+type MeterSettings = NonNullable<WardenConfig['meter']>;
+
+/** The poll actor's settings as logged: header values are never written to the log. */
+export function pollConfigure(meter: MeterSettings, at: string) {
+  const d = CONFIG_DEFAULTS.meter;
+  const target = 'url' in meter ? { url: meter.url, ...(meter.headers ? { headers: Object.fromEntries(Object.keys(meter.headers).map((k) => [k, '…'])) } : {}) } : { command: meter.command };
+  return {
+    type: 'poll.configure',
+    target,
+    intervalMs: meter.intervalMs ?? d.intervalMs,
+    timeoutMs: meter.timeoutMs ?? d.timeoutMs,
+    backoff: meter.backoff ?? { ...d.backoff },
+    networkPauseAfterMs: meter.networkPauseAfterMs ?? d.networkPauseAfterMs,
+    on429: meter.on429 ?? d.on429,
+    at,
+  };
+}
+
+/** The poll machine's effects: the meter itself, and what it tells the queue. */
+export function meterEffects(meter: MeterSettings, runner: () => Runner) {
+  const toQueue = <P>(event: (params: P) => { type: string } & Record<string, unknown>) =>
+    fromPromise(async ({ input }: { input: EffectInput<P> }) => {
+      runner().send(QUEUE_ACTOR, event(input.params));
+    });
+  return {
+    pollMeter: meterEffect('url' in meter ? { url: meter.url, headers: meter.headers } : { command: meter.command }),
+    reportUsage: toQueue((p: { utilization: number; resetsAt: string | null; at: string }) => ({ type: 'queue.usage', ...p })),
+    pauseQueue: toQueue((p: { reason: 'auth' | 'network'; message: string; at: string }) => ({ type: 'queue.pause', ...p, until: null })),
+    clearQueuePause: toQueue((p: { reason: 'auth' | 'network'; at: string }) => ({ type: 'queue.clearPause', ...p })),
+  };
 }

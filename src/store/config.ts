@@ -19,6 +19,22 @@ function timeout(key: keyof JobTimeouts) {
   return jobTimeoutsSchema.shape[key].optional().meta({ default: DEFAULT_JOB_TIMEOUTS[key] });
 }
 
+/** The meter's timing keys, shared by its URL and command forms. */
+function meterTimings() {
+  const d = CONFIG_DEFAULTS.meter;
+  return {
+    intervalMs: z.number().int().positive().optional().describe('between polls while the meter is healthy').meta({ default: d.intervalMs }),
+    timeoutMs: z.number().int().positive().optional().describe('a poll not answered by then is abandoned; a command is killed with all it started').meta({ default: d.timeoutMs }),
+    on429: z.enum(['safe', 'transient']).optional().describe('what a 429 from the meter means: transient (a failure that backs off, never counted toward the network pause) or safe (utilization 0)').meta({ default: d.on429 }),
+    backoff: z
+      .strictObject({ initialMs: z.number().int().positive(), factor: z.number().min(1), maxMs: z.number().int().positive() })
+      .optional()
+      .describe('after a failed poll: wait initialMs, times factor after each further failure, at most maxMs')
+      .meta({ default: { ...d.backoff } }),
+    networkPauseAfterMs: z.number().int().positive().optional().describe('failures other than 429 for this long pause the queue as network').meta({ default: d.networkPauseAfterMs }),
+  };
+}
+
 const regexSource = z
   .string()
   .min(1)
@@ -72,6 +88,23 @@ export const configSchema = z
       .optional()
       .describe("how often, in ms, a job waiting for a worker lock held by another agent checks whether it is free")
       .meta({ default: CONFIG_DEFAULTS.blockedProbeMs }),
+    firePolicy: z
+      .enum(['immediate', 'when-available', 'on-reset'])
+      .optional()
+      .describe('when new jobs may start: immediate (no meter needed); when-available: while the meter says utilization < utilizationThreshold; on-reset: from offsetMinutes after the usage window resets until utilization reaches the threshold (docs/usage.md)')
+      .meta({ default: CONFIG_DEFAULTS.firePolicy }),
+    utilizationThreshold: z.number().min(0).max(100).optional().describe('percent of the usage window; at or above it, when-available and on-reset hold new jobs').meta({ default: CONFIG_DEFAULTS.utilizationThreshold }),
+    offsetMinutes: z.number().nonnegative().optional().describe('on-reset: how long after the window resets jobs start').meta({ default: CONFIG_DEFAULTS.offsetMinutes }),
+    rateLimitMarginMs: z.number().int().nonnegative().optional().describe("a job's rate limit pauses the queue until its reset time plus this").meta({ default: CONFIG_DEFAULTS.rateLimitMarginMs }),
+    rateLimitPauseMs: z.number().int().positive().optional().describe('how long a rate limit that names no reset time pauses the queue').meta({ default: CONFIG_DEFAULTS.rateLimitPauseMs }),
+    resumeSuppressMs: z.number().int().nonnegative().optional().describe('after a manual `warden resume`, automatic pauses (rate limit, auth, network) are ignored this long').meta({ default: CONFIG_DEFAULTS.resumeSuppressMs }),
+    meter: z
+      .union([
+        z.strictObject({ url: z.url().describe('GET, answering JSON'), headers: z.record(z.string(), z.string()).optional().describe('request headers (their values are never logged)'), ...meterTimings() }),
+        z.strictObject({ command: z.array(z.string()).min(1).describe('argv; prints the JSON answer on stdout'), ...meterTimings() }),
+      ])
+      .optional()
+      .describe('the usage meter: a URL or a command answering {"utilization": 0-100, "resetsAt": ISO time or epoch seconds}'),
     timeouts: z
       .strictObject({
         maxDurationMs: timeout('maxDurationMs'),
@@ -112,5 +145,6 @@ export const configSchema = z
       .optional()
       .describe('warden doctor: the scan for worker locks'),
   })
+  .refine((config) => (config.firePolicy ?? 'immediate') === 'immediate' || config.meter !== undefined, { message: 'firePolicy when-available and on-reset need a meter', path: ['firePolicy'] })
   .meta({ title: 'Warden project config (.warden/config.json)' });
 export type WardenConfig = z.infer<typeof configSchema>;

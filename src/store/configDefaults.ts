@@ -18,4 +18,19 @@ export const CONFIG_DEFAULTS = Object.freeze({
   jobsDir: '.warden/jobs',
   requeueInterrupted: 1,
   blockedProbeMs: 2000,
+  firePolicy: 'immediate' as const,
+  utilizationThreshold: 90,
+  offsetMinutes: 15,
+  rateLimitMarginMs: 60_000,
+  rateLimitPauseMs: 15 * 60_000,
+  resumeSuppressMs: 10 * 60_000,
+  meter: Object.freeze({
+    intervalMs: 60_000,
+    timeoutMs: 10_000,
+    // A meter 429 says the meter is busy, not that the account has room: treating it as
+    // "utilization 0" (the seed's rule) fires exactly when the account is limited.
+    on429: 'transient' as const,
+    backoff: Object.freeze({ initialMs: 30_000, factor: 2, maxMs: 480_000 }),
+    networkPauseAfterMs: 30 * 60_000,
+  }),
 });

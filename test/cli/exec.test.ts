@@ -89,7 +89,7 @@ describe('warden exec', () => {
       [['exec', 'true'], 'exec: no command given (warden exec [options] -- CMD…)'],
       [['exec', '--prompt-file', join(dir, 'missing.md'), '--', 'true'], `prompt file ${join(dir, 'missing.md')}: no such file`],
       [['exec', '--prompt-via', 'carrier-pigeon', '--', 'true'], '--prompt-via: expected stdin, file or argv, got "carrier-pigeon"'],
-      [['exec', '--slug', 'Bad Slug', '--', 'true'], 'slug "Bad Slug": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'],
+      [['exec', '--slug', 'Bad Slug', '--', 'true'], 'slug "Bad Slug": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, and no ".."'],
     ] as const) {
       expect(await warden([...args], { cwd: dir }), args.join(' ')).toMatchObject({ code: 2, stderr: `warden: ${message}` });
     }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lineDisplay, renderTable, tableDisplay } from '../../src/cli/queueView.js';
-import type { QueueContext, QueueJob } from '../../src/machines/queue.machine.js';
+import { initialTransition } from 'xstate';
+import { queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
 import type { SchedulerView } from '../../src/runner/scheduler.js';
 import type { LogRecord } from '../../src/store/record.js';
 
@@ -11,7 +12,8 @@ function job(slug: string, group: number, changes: Partial<QueueJob> = {}): Queu
   return { slug, title: slug, file: `${slug}.md`, hash: 'h', group, cwd: `/w/${slug}`, status: 'pending', runs: 0, attempts: 0, interruptions: 0, deferrals: 0, actor: null, jobId: null, blockedBy: null, removed: false, editedSpec: null, reason: null, exitCode: null, signal: null, killedBy: null, startedAt: null, finishedAt: null, costUsd: null, ...changes };
 }
 function viewOf(jobs: QueueJob[], paused: QueueContext['paused'] = null): SchedulerView {
-  const queue: QueueContext = { runId: 'r', cap: 2, requeueInterrupted: 1, rateLimitPauseMs: 1, jobs: Object.fromEntries(jobs.map((j) => [j.slug, j])), problems: [], paused, kick: false };
+  const initial = initialTransition(queueMachine, {})[0].context as QueueContext;
+  const queue: QueueContext = { ...initial, runId: 'r', cap: 2, jobs: Object.fromEntries(jobs.map((j) => [j.slug, j])), paused };
   return { queue: () => queue, job: (actor) => (actor === 'job:b#1' ? ({ startedAt: iso(0) } as never) : undefined), runId: 'r', epoch: 1 };
 }
 const record = (type: string, actor = 'queue', ms = 0): LogRecord => ({ seq: 1, ts: iso(ms), runId: 'r', epoch: 1, actor, type, data: {} }) as LogRecord;

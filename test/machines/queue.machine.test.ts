@@ -49,7 +49,20 @@ class Queue {
   }
 }
 
-const configure = (cap: number, requeueInterrupted = 1): Ev => ({ type: 'queue.configure', runId: 'run-1', cap, requeueInterrupted, rateLimitPauseMs: 60_000, at: T0 });
+const configure = (cap: number, requeueInterrupted = 1, more: Record<string, unknown> = {}): Ev => ({
+  type: 'queue.configure',
+  runId: 'run-1',
+  cap,
+  requeueInterrupted,
+  rateLimitPauseMs: 60_000,
+  rateLimitMarginMs: 0,
+  firePolicy: 'immediate',
+  utilizationThreshold: 90,
+  offsetMs: 15 * 60_000,
+  resumeSuppressMs: 0,
+  at: T0,
+  ...more,
+});
 const scanned = (...jobs: JobSpec[]): Ev => ({ type: 'queue.scanned', jobs, problems: [] });
 
 describe('the queue machine', () => {
@@ -175,6 +188,64 @@ describe('the queue machine', () => {
     expect(q.started()).toEqual([]);
     expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
     expect(q.snapshot.context).toMatchObject({ kick: false, paused: { reason: 'auth' } });
+  });
+});
+
+describe('fire policies and automatic pauses', () => {
+  const usage = (utilization: number, at = T0, resetsAt: string | null = '2026-12-01T11:00:00.000Z'): Ev => ({ type: 'queue.usage', utilization, resetsAt, at });
+
+  it('when-available: starts jobs only while the meter says utilization is under the threshold; kick bypasses once', () => {
+    const q = new Queue().send(configure(2, 1, { firePolicy: 'when-available', utilizationThreshold: 80 })).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1), spec('d', 1)));
+    expect(q.started()).toEqual([]);
+    expect(q.snapshot.context.gate).toMatchObject({ open: false, reason: 'when-available: waiting for the usage meter' });
+    expect(q.send(usage(85)).started()).toEqual([]);
+    expect(q.send(usage(40)).started()).toEqual(['a', 'b']);
+    q.run('a').run('b');
+    q.send(usage(80));
+    expect(q.snapshot.context.gate).toMatchObject({ open: false, reason: 'when-available: utilization 80% ≥ 80%' });
+    expect(q.finish('a').started()).toEqual([]);
+    expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
+    q.run('c');
+    expect(q.finish('b').started()).toEqual([]); // the kick was used up
+  });
+
+  it('on-reset: waits until offsetMinutes after the window resets (a logged timer), then fires until the threshold', () => {
+    const q = new Queue().send(configure(4, 1, { firePolicy: 'on-reset', offsetMs: 15 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    q.send(usage(30, T0, '2026-12-01T11:00:00.000Z'));
+    expect(q.started()).toEqual([]);
+    expect(q.snapshot.context.gate).toMatchObject({ open: false, opensAt: '2026-12-01T11:15:00.000Z' });
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'windowReset', delay: 75 * 60_000 }) }));
+    // The same window reported again does not re-arm the timer.
+    q.send(usage(35, '2026-12-01T10:30:00.000Z'));
+    expect(q.actions.filter((a) => a.type === 'xstate.raise')).toEqual([]);
+    expect(q.send({ type: 'queue.windowReset' }).started()).toEqual(['a', 'b']);
+    q.run('a').run('b');
+    q.send(usage(95, '2026-12-01T12:00:00.000Z', '2026-12-01T16:15:00.000Z'));
+    expect(q.snapshot.context.gate).toMatchObject({ open: false, opensAt: '2026-12-01T16:30:00.000Z' });
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ delay: 4.5 * 60 * 60_000 }) }));
+  });
+
+  it('a rate limit pauses until its reset time plus the margin', () => {
+    const q = new Queue().send(configure(1, 1, { rateLimitMarginMs: 60_000 })).send(scanned(spec('a', 1)));
+    q.run('a').finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T10:30:00.000Z' });
+    expect(q.snapshot.context.paused).toMatchObject({ reason: 'rate_limit', until: '2026-12-01T10:31:00.000Z', delayMs: 31 * 60_000 });
+  });
+
+  it('a manual resume suppresses automatic pauses for resumeSuppressMs; the cause clearing ends only its own pause', () => {
+    const q = new Queue().send(configure(1, 1, { resumeSuppressMs: 10 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    q.run('a');
+    q.send({ type: 'queue.pause', reason: 'auth', message: 'meter 401', at: T0, until: null });
+    expect(q.send({ type: 'queue.clearPause', reason: 'network', at: T0 }).snapshot.context.paused?.reason).toBe('auth');
+    q.send({ type: 'queue.resume', at: T0, message: 'by hand' });
+    expect(q.snapshot.context.suppressAutoUntil).toBe('2026-12-01T10:10:00.000Z');
+    q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:05:00.000Z', until: null });
+    expect(q.snapshot.value).toBe('active');
+    // A rate limit inside the while: the job goes back to pending, the queue runs on.
+    expect(q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: '2026-12-01T10:06:00.000Z' }).started()).toEqual(['a']);
+    expect(q.snapshot.value).toBe('active');
+    q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:11:00.000Z', until: null });
+    expect(q.snapshot.value).toBe('paused');
+    expect(q.send({ type: 'queue.clearPause', reason: 'network', at: '2026-12-01T10:12:00.000Z' }).snapshot.value).toBe('active');
   });
 });
 

@@ -87,7 +87,8 @@ describe('runJob: a supervised agent process', () => {
   });
 
   it('maxDuration watchdog: killed past the maximum even while producing output', async () => {
-    const run = await agentJob(['--linger', 'forever', '--ignore-term'], { timeouts: { ...FAST, maxDurationMs: 500, idleOutputMs: 60_000 } });
+    // 2 s: the agent must be up (its SIGTERM handler installed) before the watchdog fires, even on a loaded machine.
+    const run = await agentJob(['--linger', 'forever', '--ignore-term'], { timeouts: { ...FAST, maxDurationMs: 2_000, idleOutputMs: 60_000 } });
     expect(run.meta).toMatchObject({ outcome: 'failed', killedBy: 'maxDuration', signal: 'SIGKILL' });
   });
 

@@ -72,6 +72,13 @@ describe('the project config', () => {
       jobsDir: '.warden/jobs',
       requeueInterrupted: 1,
       blockedProbeMs: 2000,
+      firePolicy: 'immediate',
+      utilizationThreshold: 90,
+      offsetMinutes: 15,
+      rateLimitMarginMs: 60_000,
+      rateLimitPauseMs: 15 * 60_000,
+      resumeSuppressMs: 10 * 60_000,
+      meter: { intervalMs: 60_000, timeoutMs: 10_000, on429: 'transient', backoff: { initialMs: 30_000, factor: 2, maxMs: 480_000 }, networkPauseAfterMs: 30 * 60_000 },
     });
     expect(DEFAULT_AGENT_COMMAND).toBe(CONFIG_DEFAULTS.agent.command);
     expect(Object.isFrozen(DEFAULT_AGENT_COMMAND)).toBe(true);

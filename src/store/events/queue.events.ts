@@ -34,6 +34,11 @@ export const holderSchema = z.strictObject({
   reason: z.string().describe('why the holder counts as live'),
 });
 
+export const firePolicySchema = z
+  .enum(['immediate', 'when-available', 'on-reset'])
+  .describe('immediate: no usage gate; when-available: start jobs while the meter says utilization < utilizationThreshold; on-reset: start jobs from offsetMinutes after the usage window resets until utilization reaches the threshold');
+export type FirePolicy = z.infer<typeof firePolicySchema>;
+
 export const finishedOutcomeSchema = z.enum(['completed', 'failed', 'deferred', 'interrupted']);
 
 /** Data of each event the queue machine accepts, by event type. */
@@ -44,6 +49,11 @@ export const queueEvents = {
       cap: z.number().int().min(1).max(20).describe('concurrencyCap (WARDEN_MAX_CONCURRENCY overrides it)'),
       requeueInterrupted: z.number().int().nonnegative().describe('how often a job interrupted by a dead scheduler is run again'),
       rateLimitPauseMs: z.number().int().positive().describe('how long a rate limit with no reset time pauses the queue'),
+      rateLimitMarginMs: z.number().int().nonnegative().default(0).describe('added to a rate limit\'s reset time before the queue resumes'),
+      firePolicy: firePolicySchema.default('immediate'),
+      utilizationThreshold: z.number().min(0).max(100).default(90),
+      offsetMs: z.number().int().nonnegative().default(15 * 60_000).describe('on-reset: how long after the window resets jobs start'),
+      resumeSuppressMs: z.number().int().nonnegative().default(0).describe('after a manual resume, automatic pauses are ignored this long'),
       at: iso,
     })
     .describe('A scheduler run starts driving the queue: its settings. Jobs left blocked are tried again.'),
@@ -86,6 +96,13 @@ export const queueEvents = {
     .strictObject({ reason: pauseReasonSchema, message: z.string(), at: iso, until: iso.nullable().describe('resume by itself then (null: until resumed)') })
     .describe('Nothing new starts; running jobs go on.'),
   'queue.resume': z.strictObject({ at: iso, message: z.string() }).describe('A paused queue starts jobs again.'),
+  'queue.usage': z
+    .strictObject({ utilization: z.number().min(0).max(100), resetsAt: iso.nullable(), at: iso })
+    .describe('What the usage meter said: the fire policy gates new starts on it.'),
+  'queue.clearPause': z
+    .strictObject({ reason: pauseReasonSchema, at: iso })
+    .describe('The cause of an automatic pause is gone (the meter answers again): the pause ends if it is still that one.'),
+  'queue.windowReset': z.strictObject({}).describe('on-reset: offsetMinutes have passed since the usage window reset (a timer of the queue).'),
   'queue.kick': z
     .strictObject({ at: iso })
     .describe('Start what may start now, bypassing an automatic pause (rate limit, auth, network) once; a manual pause holds.'),
@@ -103,6 +120,9 @@ export type QueueEvent =
   | ({ type: 'queue.pause' } & z.infer<(typeof queueEvents)['queue.pause']>)
   | ({ type: 'queue.resume' } & z.infer<(typeof queueEvents)['queue.resume']>)
   | ({ type: 'queue.kick' } & z.infer<(typeof queueEvents)['queue.kick']>)
+  | ({ type: 'queue.usage' } & z.infer<(typeof queueEvents)['queue.usage']>)
+  | ({ type: 'queue.clearPause' } & z.infer<(typeof queueEvents)['queue.clearPause']>)
+  | { type: 'queue.windowReset' }
   | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };
 
 /** The queue actor takes no input: everything it knows arrives as events. */
