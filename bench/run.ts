@@ -11,10 +11,11 @@ import { doctorBench } from './doctor.bench.js';
 import { jobBench } from './job.bench.js';
 import { leaseBench } from './lease.bench.js';
 import { projectionBench } from './projection.bench.js';
+import { queueBench } from './queue.bench.js';
 import { replayBench } from './replay.bench.js';
 import { fmtPct, fmtRate, printTable, verdict, type Bench, type Result } from './stats.js';
 
-const benches: readonly Bench[] = [appendBench, replayBench, projectionBench, leaseBench, doctorBench, jobBench];
+const benches: readonly Bench[] = [appendBench, replayBench, projectionBench, leaseBench, doctorBench, jobBench, queueBench];
 
 async function main(): Promise<number> {
   const filters = process.argv.slice(2).map((a) => a.toLowerCase());

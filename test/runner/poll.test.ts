@@ -8,7 +8,6 @@ import { queueDefinition, type QueueContext } from '../../src/machines/queue.mac
 import { replayLog } from '../../src/runner/replay.js';
 import { Runner } from '../../src/runner/runner.js';
 import { meterEffects, pollConfigure } from '../../src/runner/scheduler.js';
-import { readLog } from '../../src/store/logReader.js';
 import type { LogRecord } from '../../src/store/record.js';
 import { simulatedClock } from '../helpers/demo.js';
 import { exited, processesWithEnv } from '../helpers/processes.js';
