@@ -1,0 +1,86 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readLog } from '../../src/store/logReader.js';
+import { warden } from '../helpers/cli.js';
+import { jobProcesses, outputLine, slugOfJobId, startRun, writeProject } from '../helpers/queueProject.js';
+import { useTempDirs } from '../helpers/tempDir.js';
+
+const tempDir = useTempDirs();
+const ours = (id: string) => slugOfJobId(id).startsWith('qu-');
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => (server ? server.close(resolve) : resolve(undefined)));
+  server = undefined;
+  expect([...jobProcesses()].filter(([id]) => ours(id)), 'job processes left behind').toEqual([]);
+});
+
+/** A usage meter on 127.0.0.1 whose utilization the test sets. */
+async function meter(initial: number): Promise<{ url: string; set: (u: number) => void; polls: () => number }> {
+  let utilization = initial;
+  let polls = 0;
+  server = createServer((_request, response) => {
+    polls++;
+    response.writeHead(200, { 'content-type': 'application/json' });
+    response.end(JSON.stringify({ utilization, resetsAt: new Date(Date.now() + 3_600_000).toISOString() }));
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, set: (u) => (utilization = u), polls: () => polls };
+}
+
+describe('warden run with a usage meter', () => {
+  it('when-available: jobs wait while utilization is over the threshold, start once it drops; status shows the meter', async () => {
+    const dir = tempDir();
+    const usage = await meter(95);
+    writeProject(dir, [{ slug: 'qu-a' }, { slug: 'qu-b' }], { firePolicy: 'when-available', utilizationThreshold: 80, meter: { url: usage.url, intervalMs: 100, timeoutMs: 2_000 } });
+    const run = startRun(dir);
+    await outputLine(run, /qu-a pending/);
+    while (usage.polls() < 2) await new Promise((r) => setTimeout(r, 20));
+    const held = await warden(['status', '--dir', dir]);
+    expect(held.stdout).toMatch(/fire policy: when-available: closed \(when-available: utilization 95% ≥ 80%\)/);
+    expect(held.stdout).toMatch(/meter: last poll .*: utilization 95%.*; next poll/);
+    const json = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
+    expect(json.meter).toMatchObject({ utilization: 95, failures: 0 });
+    expect(['waiting', 'polling']).toContain(json.meter.state);
+    expect(json.jobs.map((j: { status: string }) => j.status)).toEqual(['pending', 'pending']);
+    usage.set(30);
+    const result = await run;
+    expect(result.exitCode, String(result.all)).toBe(0);
+    // No job started before the meter said 30%.
+    const queue = readLog(join(dir, '.warden', 'events.jsonl')).records.filter((r) => r.actor === 'queue');
+    const firstStart = queue.findIndex((r) => (r.effects ?? []).some((e) => e.type === 'startJob'));
+    expect(queue[firstStart]).toMatchObject({ type: 'queue.usage', data: { utilization: 30 } });
+    expect(queue.slice(0, firstStart).filter((r) => r.type === 'queue.usage').every((r) => (r.data as { utilization: number }).utilization === 95)).toBe(true);
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
+  }, 60_000);
+
+  it('a job deferred by a rate limit pauses the queue until its reset, which then resumes by itself and runs it again', async () => {
+    const dir = tempDir();
+    const once = join(dir, 'limited-once');
+    writeProject(dir, [{ slug: 'qu-limited', agent: ['--rate-limit-once', once, '--result', 'success'] }], { rateLimitMarginMs: 100 });
+    const run = startRun(dir);
+    expect(await outputLine(run, /queue paused/)).toMatch(/paused \(rate_limit until .*: qu-limited: rate limited/);
+    const result = await run;
+    expect(result.exitCode, String(result.all)).toBe(0);
+    const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
+    expect(status.jobs[0]).toMatchObject({ status: 'completed', runs: 2, deferrals: 1, attempts: 1 });
+    expect(status.paused).toBeNull();
+    const records = readLog(join(dir, '.warden', 'events.jsonl')).records;
+    const paused = records.find((r) => r.actor === 'queue' && r.state === 'pausedUntil')!;
+    const resumed = records.find((r) => r.actor === 'queue' && r.type === 'timer.fired')!;
+    expect(resumed.seq).toBeGreaterThan(paused.seq);
+    // It resumed no earlier than the reset plus the margin.
+    const until = records.filter((r) => r.actor === 'queue' && r.seq === paused.seq).map((r) => (r.effects ?? []).find((e) => e.type === 'timer.arm')!.params as { dueAt: number })[0]!;
+    expect(Date.parse(resumed.ts)).toBeGreaterThanOrEqual(until.dueAt);
+  }, 60_000);
+
+  it('a config asking for a fire policy without a meter is exit 2 with one line', async () => {
+    const dir = tempDir();
+    writeProject(dir, [{ slug: 'qu-x' }], { firePolicy: 'on-reset' });
+    const result = await warden(['run', '--dir', dir, '--once']);
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/firePolicy: firePolicy when-available and on-reset need a meter/)]);
+  });
+});
