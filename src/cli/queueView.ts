@@ -14,6 +14,8 @@ export interface QueueDisplay {
 /** One line per job state change (and pause changes): `HH:MM:SS slug status detail`. */
 export function lineDisplay(write: (line: string) => void): QueueDisplay {
   const last = new Map<string, string>();
+  // Entries are replaced when they change: one whose object is the one seen last is unchanged.
+  const seen = new Map<string, QueueJob>();
   let paused: string | null = null;
   return {
     update(record, view) {
@@ -24,7 +26,13 @@ export function lineDisplay(write: (line: string) => void): QueueDisplay {
       if (pause !== paused) write(`${time} queue ${pause ? `paused (${pause})` : 'resumed'}`);
       paused = pause;
       for (const problem of record.type === 'queue.scanned' ? queue.problems : []) write(`${time} bad job file ${problem.file}: ${problem.problem}`);
-      for (const job of sorted(queue)) {
+      const changed: QueueJob[] = [];
+      for (const job of Object.values(queue.jobs)) {
+        if (seen.get(job.slug) === job) continue;
+        seen.set(job.slug, job);
+        changed.push(job);
+      }
+      for (const job of changed.sort(byGroupThenSlug)) {
         const line = `${job.status}${detail(job)}`;
         if (last.get(job.slug) === line) continue;
         last.set(job.slug, line);
@@ -42,8 +50,12 @@ function detail(job: QueueJob): string {
   return job.reason ? ` (${job.reason})` : '';
 }
 
+function byGroupThenSlug(a: QueueJob, b: QueueJob): number {
+  return a.group - b.group || (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0);
+}
+
 function sorted(queue: QueueContext): QueueJob[] {
-  return Object.values(queue.jobs).sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1));
+  return Object.values(queue.jobs).sort(byGroupThenSlug);
 }
 
 /** A table redrawn in place at most every `everyMs`, and on every change. */

@@ -1,4 +1,4 @@
-import type { AnyStateMachine, InputFrom } from 'xstate';
+import type { AnyMachineSnapshot, AnyStateMachine, InputFrom } from 'xstate';
 import type { z } from 'zod';
 import type { EventSchemas } from '../store/catalogue.js';
 
@@ -16,6 +16,13 @@ export interface MachineDefinition<TMachine extends AnyStateMachine = AnyStateMa
   readonly machine: TMachine;
   readonly input: z.ZodType<InputFrom<TMachine>>;
   readonly events: EventSchemas;
+  /**
+   * The state hash a record carries (part of the log format). Default: a hash of the stable
+   * JSON of the state value and the whole context. A machine with a large context that changes
+   * a little per step (the queue: one entry per job) hashes its parts and then the parts'
+   * hashes, reusing the hashes of parts that did not change.
+   */
+  readonly hash?: (snapshot: AnyMachineSnapshot) => string;
 }
 
 export function defineMachine<TMachine extends AnyStateMachine>(

@@ -1,6 +1,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import { queueEvents, queueInputSchema, type FirePolicy, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
 import type { KilledBy } from '../store/events/job.events.js';
+import { stableHash } from '../store/stableJson.js';
 import { defineMachine } from './definition.js';
 
 export type QueueJobStatus = 'pending' | 'blocked' | 'starting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
@@ -498,9 +499,33 @@ export const queueMachine = setup({
   },
 });
 
+// Job entries are replaced, never changed in place (every assign builds a new one), so an
+// entry's hash can be kept for as long as the entry object lives.
+const entryHashes = new WeakMap<QueueJob, string>();
+function entryHash(job: QueueJob): string {
+  let hash = entryHashes.get(job);
+  if (hash === undefined) {
+    hash = stableHash(job);
+    entryHashes.set(job, hash);
+  }
+  return hash;
+}
+
+/**
+ * The queue's state hash: the stable JSON of the state value and the context, with each job
+ * entry replaced by its own hash. It covers every field as the plain hash does, but a step that
+ * changes one job of a thousand hashes one entry and a short list, not the whole table.
+ */
+export function queueHash(snapshot: { value: unknown; context: QueueContext }): string {
+  const jobs: Record<string, string> = {};
+  for (const [slug, job] of Object.entries(snapshot.context.jobs)) jobs[slug] = entryHash(job);
+  return stableHash({ value: snapshot.value, context: { ...snapshot.context, jobs } });
+}
+
 export const queueDefinition = defineMachine({
   name: 'queue',
   machine: queueMachine,
   input: queueInputSchema,
   events: queueEvents,
+  hash: (snapshot) => queueHash(snapshot as unknown as { value: unknown; context: QueueContext }),
 });

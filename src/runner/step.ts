@@ -83,7 +83,7 @@ function result(
   return {
     snapshot,
     state: snapshot.value as StateValue,
-    hash: snapshotHash(snapshot),
+    hash: definition.hash ? definition.hash(snapshot) : snapshotHash(snapshot),
     effects: describeActions(definition.name, actions),
   };
 }

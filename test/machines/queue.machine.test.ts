@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
-import { queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { queueHash, queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { snapshotHash } from '../../src/runner/step.js';
 import type { JobSpec } from '../../src/store/events/queue.events.js';
 
 const T0 = '2026-12-01T10:00:00.000Z';
@@ -188,6 +189,26 @@ describe('the queue machine', () => {
     expect(q.started()).toEqual([]);
     expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
     expect(q.snapshot.context).toMatchObject({ kick: false, paused: { reason: 'auth' } });
+  });
+});
+
+describe("the queue's state hash", () => {
+  it('changes with any field of any job, and not with object identity', () => {
+    const q = new Queue().send(configure(2)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 2)));
+    const base = queueHash(q.snapshot);
+    const copy = structuredClone({ value: q.snapshot.value, context: q.snapshot.context });
+    expect(queueHash(copy)).toBe(base);
+    for (const [field, value] of [['status', 'failed'], ['attempts', 7], ['reason', 'x'], ['cwd', '/elsewhere'], ['blockedBy', { pid: 1, session: null, hostname: null, reason: 'r' }]] as const) {
+      const changed = structuredClone(copy);
+      (changed.context.jobs.b as unknown as Record<string, unknown>)[field] = value;
+      expect(queueHash(changed), field).not.toBe(base);
+    }
+    const paused = structuredClone(copy);
+    paused.context.cap = 3;
+    expect(queueHash(paused)).not.toBe(base);
+    // It is not the plain hash (a format of its own), and a step changes it.
+    expect(base).not.toBe(snapshotHash(q.snapshot));
+    expect(queueHash(q.run('a').snapshot)).not.toBe(base);
   });
 });
 
