@@ -1,7 +1,7 @@
 import { assign, enqueueActions, setup } from 'xstate';
 import { queueEvents, queueInputSchema, type FirePolicy, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
 import type { KilledBy } from '../store/events/job.events.js';
-import { stableHash } from '../store/stableJson.js';
+import { hashText, stableHash } from '../store/stableJson.js';
 import { defineMachine } from './definition.js';
 
 export type QueueJobStatus = 'pending' | 'blocked' | 'starting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
@@ -512,14 +512,17 @@ function entryHash(job: QueueJob): string {
 }
 
 /**
- * The queue's state hash: the stable JSON of the state value and the context, with each job
- * entry replaced by its own hash. It covers every field as the plain hash does, but a step that
- * changes one job of a thousand hashes one entry and a short list, not the whole table.
+ * The queue's state hash: the stable JSON of the state value and the context, with the jobs
+ * table replaced by a hash of its entries' hashes. It covers every field as the plain hash
+ * does, but a step that changes one job of a thousand hashes one entry and a list of hashes,
+ * not the whole table.
  */
 export function queueHash(snapshot: { value: unknown; context: QueueContext }): string {
-  const jobs: Record<string, string> = {};
-  for (const [slug, job] of Object.entries(snapshot.context.jobs)) jobs[slug] = entryHash(job);
-  return stableHash({ value: snapshot.value, context: { ...snapshot.context, jobs } });
+  // In the table's own key order: the log's events fix it, so a replay builds the same one.
+  // Slugs hold no newline or NUL, and entry hashes are hex: the text is unambiguous.
+  let text = '';
+  for (const slug in snapshot.context.jobs) text += `${slug}\u0000${entryHash(snapshot.context.jobs[slug]!)}\n`;
+  return stableHash({ value: snapshot.value, context: { ...snapshot.context, jobs: hashText(text) } });
 }
 
 export const queueDefinition = defineMachine({

@@ -23,3 +23,8 @@ const sha256Hex: (text: string) => string =
 export function stableHash(value: unknown): string {
   return sha256Hex(stableStringify(value)).slice(0, 16);
 }
+
+/** The same short hash of a text as it is (no JSON encoding). */
+export function hashText(text: string): string {
+  return sha256Hex(text).slice(0, 16);
+}
