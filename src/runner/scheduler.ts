@@ -27,6 +27,7 @@ import { fromPromise } from 'xstate';
 import type { EffectInput } from './runner.js';
 import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
 import type { JobInput } from '../store/events/job.events.js';
+import type { FsyncMode } from '../store/logWriter.js';
 import type { LogRecord } from '../store/record.js';
 import { acquireLease, type LeaseHandle } from './leaseSession.js';
 import type { Runner } from './runner.js';
@@ -58,6 +59,8 @@ export interface SchedulerOptions {
   probes?: readonly SessionProbe[];
   /** Serve `warden pause | resume | kick` on `.warden/control.sock` (default true). */
   control?: boolean;
+  /** When the log is fsynced (default `batch`: at most every 50 ms). */
+  fsync?: FsyncMode;
 }
 
 /** What a display needs of a running scheduler. */
@@ -120,6 +123,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     resume: true,
     runId,
     clock,
+    fsync: options.fsync,
     // The scheduler releases itself, after stopping its jobs.
     releaseOnExit: false,
     onBlocked: (_holder, reason) => {
