@@ -46,6 +46,7 @@ export function lineDisplay(write: (line: string) => void): QueueDisplay {
 function detail(job: QueueJob): string {
   if (job.status === 'blocked' && job.blockedBy) return ` (worker lock held by PID ${job.blockedBy.pid ?? '?'}${job.blockedBy.session ? `, session ${job.blockedBy.session}` : ''})`;
   if (job.status === 'starting' || job.status === 'running') return job.runs > 1 ? ` (run ${job.runs})` : '';
+  if (job.status === 'retrying') return ` (attempt ${job.attempts} failed: ${job.reason ?? ''}; retry at ${job.retryAt ?? '?'})`;
   if (job.status === 'pending') return job.runs > 0 && job.reason ? ` (again: ${job.reason})` : '';
   return job.reason ? ` (${job.reason})` : '';
 }

@@ -31,7 +31,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   for (const p of status.problems) out.line(`bad job file ${p.file}: ${p.problem}`);
   const rows = [['JOB', 'GROUP', 'STATUS', 'ATTEMPTS', 'EXIT', 'COST', 'WHY']];
   for (const j of status.jobs) {
-    const why = j.status === 'blocked' && j.blockedBy ? `worker lock held by PID ${j.blockedBy.pid ?? '?'}: ${j.blockedBy.reason}` : (j.reason ?? '');
+    const why = j.waitsFor ? `waits for ${j.waitsFor}` : (j.reason ?? '');
     rows.push([j.slug, String(j.group), j.status + (j.removed && j.status !== 'cancelled' ? ' (file removed)' : ''), String(j.attempts), j.exitCode === null ? '' : String(j.exitCode), j.costUsd === null ? '' : `$${j.costUsd.toFixed(4)}`, why]);
   }
   if (status.jobs.length === 0) out.line('no jobs');

@@ -11,7 +11,7 @@ import { LockFormatError, LockHeldError } from '../errors.js';
 import type { QueueEffects } from '../machines/queue.machine.js';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts } from '../store/events/job.events.js';
-import type { JobSpec } from '../store/events/queue.events.js';
+import type { JobSpec, Retries } from '../store/events/queue.events.js';
 import { readJobsDir, type JobFile } from '../store/jobFile.js';
 import { WARDEN_JOB_SESSION_PREFIX, defaultProbes, type SessionProbe } from './sessionProbes.js';
 import { acquireWorkerLock, releaseWorkerLock, workerLockStatus } from './workerLock.js';
@@ -33,7 +33,11 @@ export interface ScanOptions {
   defaultCommand: readonly string[];
   /** Config timeouts (each job may override). */
   timeouts?: Partial<JobTimeouts>;
+  /** Config retries (each job may override); default none. */
+  retries?: Partial<Retries>;
 }
+
+const NO_RETRIES: Retries = { max: 0, initialMs: 30_000, factor: 2, maxMs: 10 * 60_000 };
 
 /** Reads the jobs dir into specs: cwd resolved against the project dir, config defaults applied. */
 export function scanJobs(options: ScanOptions): ScanResult {
@@ -58,11 +62,62 @@ export function scanJobs(options: ScanOptions): ScanResult {
       timeouts: { ...DEFAULT_JOB_TIMEOUTS, ...options.timeouts, ...job.timeouts },
       estimateMinutes: job.estimateMinutes ?? null,
       promptBytes: Buffer.byteLength(job.prompt),
+      dependsOn: [...new Set(job.dependsOn ?? [])],
+      retries: retriesOf(options.retries, job.retries),
     });
     prompts.set(job.slug, { hash: job.hash, prompt: job.prompt });
   }
-  const fingerprint = JSON.stringify([specs.map((s) => [s.slug, s.hash, s.cwd, s.command, s.timeouts]), read.problems]);
+  const bad = dependencyProblems(specs);
+  if (bad.size > 0) {
+    for (const spec of specs) if (bad.has(spec.slug)) read.problems.push({ file: spec.file, problem: bad.get(spec.slug)! });
+    read.problems.sort((a, b) => (a.file < b.file ? -1 : 1));
+    specs.splice(0, specs.length, ...specs.filter((s) => !bad.has(s.slug)));
+  }
+  const fingerprint = JSON.stringify([specs.map((s) => [s.slug, s.hash, s.cwd, s.command, s.timeouts, s.retries]), read.problems]);
   return { specs, problems: read.problems, prompts, fingerprint };
+}
+
+function retriesOf(config: Partial<Retries> | undefined, job: Partial<Retries> | undefined): Retries | null {
+  const retries = { ...NO_RETRIES, ...config, ...job };
+  return retries.max > 0 ? retries : null;
+}
+
+/**
+ * Jobs whose dependencies cannot be met, with why: a slug that names no job (or a job that is
+ * itself refused), or a cycle. Such a job is reported as a bad job file, and nothing in a cycle runs.
+ */
+export function dependencyProblems(specs: readonly Pick<JobSpec, 'slug' | 'dependsOn'>[]): Map<string, string> {
+  const bySlug = new Map(specs.map((s) => [s.slug, s]));
+  const bad = new Map<string, string>();
+  // Cycles first (each member is named with the whole cycle), by depth-first search.
+  const state = new Map<string, 'open' | 'done'>();
+  const path: string[] = [];
+  const visit = (slug: string) => {
+    state.set(slug, 'open');
+    path.push(slug);
+    for (const dep of bySlug.get(slug)!.dependsOn) {
+      if (!bySlug.has(dep)) continue;
+      if (state.get(dep) === 'open') {
+        const cycle = [...path.slice(path.indexOf(dep)), dep];
+        for (const member of cycle) if (!bad.has(member)) bad.set(member, `dependsOn: a cycle: ${cycle.join(' → ')}`);
+      } else if (!state.has(dep)) visit(dep);
+    }
+    path.pop();
+    state.set(slug, 'done');
+  };
+  for (const spec of specs) if (!state.has(spec.slug)) visit(spec.slug);
+  // Then unknown slugs, and dependants of refused jobs, until nothing changes.
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const spec of specs) {
+      if (bad.has(spec.slug)) continue;
+      const missing = spec.dependsOn.find((dep) => !bySlug.has(dep) || bad.has(dep));
+      if (missing === undefined) continue;
+      bad.set(spec.slug, bySlug.has(missing) ? `dependsOn: "${missing}" cannot run (${bad.get(missing)})` : `dependsOn: no job "${missing}"`);
+      changed = true;
+    }
+  }
+  return bad;
 }
 
 /** What the queue's effects need from the scheduler that runs them. */

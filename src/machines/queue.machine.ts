@@ -1,13 +1,21 @@
 import { assign, enqueueActions, setup } from 'xstate';
-import { queueEvents, queueInputSchema, type FirePolicy, type JobSpec, type PauseReason, type QueueEvent, type QueueInput } from '../store/events/queue.events.js';
+import { queueEvents, queueInputSchema, type FirePolicy, type JobSpec, type PauseReason, type QueueEvent, type QueueInput, type Retries } from '../store/events/queue.events.js';
 import type { KilledBy } from '../store/events/job.events.js';
 import { hashText, stableHash } from '../store/stableJson.js';
 import { defineMachine } from './definition.js';
 
-export type QueueJobStatus = 'pending' | 'blocked' | 'starting' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+export type QueueJobStatus = 'pending' | 'blocked' | 'starting' | 'running' | 'retrying' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
 
-/** Statuses of a job that is not finished: its group has not drained. */
-export const UNFINISHED: ReadonlySet<QueueJobStatus> = new Set(['pending', 'blocked', 'starting', 'running']);
+/** Statuses of a job that is not finished (but see {@link isUnfinished}: blocked on a failed dependency is final). */
+export const UNFINISHED: ReadonlySet<QueueJobStatus> = new Set(['pending', 'blocked', 'starting', 'running', 'retrying']);
+
+/** Not finished: its group has not drained. A job blocked by a failed dependency is finished. */
+export function isUnfinished(job: QueueJob): boolean {
+  return UNFINISHED.has(job.status) && !(job.status === 'blocked' && job.blockedOn !== null);
+}
+
+/** Statuses whose job will never complete now (a dependant of it cannot run). */
+const HOPELESS: ReadonlySet<QueueJobStatus> = new Set(['failed', 'cancelled', 'interrupted']);
 /** Statuses that take a slot of the cap. */
 export const OCCUPYING: ReadonlySet<QueueJobStatus> = new Set(['starting', 'running']);
 
@@ -29,10 +37,17 @@ export interface QueueJob {
   actor: string | null;
   jobId: string | null;
   blockedBy: { pid: number | null; session: string | null; hostname: string | null; reason: string } | null;
+  /** Slugs that must complete first. */
+  dependsOn: string[];
+  /** Blocked for good: a dependency (`slug`, through `via`) will never complete. */
+  blockedOn: { slug: string; via: string; status: QueueJobStatus } | null;
+  retries: Retries | null;
+  /** Retrying: when its backoff ends. */
+  retryAt: string | null;
   /** Its file is gone: it is not started again. */
   removed: boolean;
   /** The file was edited while the job ran: applied if the job goes back to pending. */
-  editedSpec: Pick<JobSpec, 'hash' | 'title' | 'file' | 'group' | 'cwd'> | null;
+  editedSpec: Pick<JobSpec, 'hash' | 'title' | 'file' | 'group' | 'cwd' | 'dependsOn' | 'retries'> | null;
   reason: string | null;
   exitCode: number | null;
   signal: string | null;
@@ -95,15 +110,18 @@ export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
   let free = cap;
   let active = Number.POSITIVE_INFINITY;
   const busy = new Set<string>();
+  const completed = new Set(jobs.filter((j) => j.status === 'completed').map((j) => j.slug));
+  // A pending job still waiting for its dependencies holds no group: what it waits for may be in a higher one.
+  const ready = (job: QueueJob) => job.dependsOn.every((dep) => completed.has(dep));
   for (const job of jobs) {
     if (OCCUPYING.has(job.status)) {
       free--;
       busy.add(job.cwd);
     }
-    if (UNFINISHED.has(job.status) && job.group < active) active = job.group;
+    if (isUnfinished(job) && (job.status !== 'pending' || ready(job)) && job.group < active) active = job.group;
   }
   if (free <= 0) return [];
-  const candidates = jobs.filter((j) => j.status === 'pending' && j.group === active).sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
+  const candidates = jobs.filter((j) => j.status === 'pending' && j.group === active && ready(j)).sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
   const picked: string[] = [];
   for (const job of candidates) {
     if (picked.length >= free) break;
@@ -116,7 +134,47 @@ export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
 
 /** Whether the queue has nothing left to do: no job pending, blocked, starting or running. */
 export function isDrained(context: Pick<QueueContext, 'jobs'>): boolean {
-  return Object.values(context.jobs).every((job) => !UNFINISHED.has(job.status));
+  return Object.values(context.jobs).every((job) => !isUnfinished(job));
+}
+
+/**
+ * Dependency blocking, to a fixed point: a pending or retrying job whose dependency failed, was
+ * cancelled or interrupted for good — or is itself blocked so — is `blocked` naming the root
+ * cause; one whose cause is gone (the file was edited and it is pending again) is pending again.
+ * Returns the table unchanged (the same object) when nothing changes.
+ */
+export function propagateDependencies(jobs: Record<string, QueueJob>): Record<string, QueueJob> {
+  let table = jobs;
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const job of Object.values(table)) {
+      if (job.dependsOn.length === 0) continue;
+      const canBlock = job.status === 'pending' || job.status === 'retrying' || (job.status === 'blocked' && job.blockedOn !== null);
+      if (!canBlock) continue;
+      let cause: QueueJob['blockedOn'] = null;
+      for (const slug of job.dependsOn) {
+        const dep = table[slug];
+        if (!dep) continue;
+        if (HOPELESS.has(dep.status)) cause = { slug, via: slug, status: dep.status };
+        else if (dep.status === 'blocked' && dep.blockedOn) cause = { ...dep.blockedOn, via: slug };
+        if (cause) break;
+      }
+      const current = job.blockedOn;
+      if (cause && (current === null || current.slug !== cause.slug || current.via !== cause.via || current.status !== cause.status)) {
+        table = { ...table, [job.slug]: { ...job, status: 'blocked', blockedOn: cause, blockedBy: null, retryAt: null, reason: `waits for ${cause.slug}, which ${cause.status === 'failed' ? 'failed' : `is ${cause.status}`}${cause.via !== cause.slug ? ` (through ${cause.via})` : ''}` } };
+        changed = true;
+      } else if (!cause && current !== null) {
+        table = { ...table, [job.slug]: { ...job, status: 'pending', blockedOn: null, reason: null } };
+        changed = true;
+      }
+    }
+  }
+  return table;
+}
+
+/** The wait before retry n (n ≥ 1): initialMs · factor^(n−1), at most maxMs. */
+export function retryDelay(retries: Retries, n: number): number {
+  return Math.min(retries.maxMs, Math.round(retries.initialMs * retries.factor ** Math.max(0, n - 1)));
 }
 
 function newJob(spec: JobSpec): QueueJob {
@@ -135,6 +193,10 @@ function newJob(spec: JobSpec): QueueJob {
     actor: null,
     jobId: null,
     blockedBy: null,
+    dependsOn: spec.dependsOn,
+    blockedOn: null,
+    retries: spec.retries,
+    retryAt: null,
     removed: false,
     editedSpec: null,
     reason: null,
@@ -147,7 +209,7 @@ function newJob(spec: JobSpec): QueueJob {
   };
 }
 
-const specFields = (spec: JobSpec) => ({ hash: spec.hash, title: spec.title, file: spec.file, group: spec.group, cwd: spec.cwd });
+const specFields = (spec: JobSpec) => ({ hash: spec.hash, title: spec.title, file: spec.file, group: spec.group, cwd: spec.cwd, dependsOn: spec.dependsOn, retries: spec.retries });
 
 /**
  * The new jobs table after a scan: new files → pending; an edited pending (or blocked) file →
@@ -170,6 +232,7 @@ export function reconcile(jobs: Readonly<Record<string, QueueJob>>, specs: reado
     switch (job.status) {
       case 'pending':
       case 'blocked':
+      case 'retrying':
         next[spec.slug] = edited ? { ...job, ...specFields(spec), status: 'pending', blockedBy: null, removed: false } : job.removed ? { ...job, removed: false } : job;
         break;
       case 'starting':
@@ -191,7 +254,7 @@ export function reconcile(jobs: Readonly<Record<string, QueueJob>>, specs: reado
   }
   for (const [slug, job] of Object.entries(jobs)) {
     if (seen.has(slug)) continue;
-    if (job.status === 'pending' || job.status === 'blocked') next[slug] = { ...job, status: 'cancelled', removed: true, blockedBy: null, reason: 'its job file was removed' };
+    if (job.status === 'pending' || job.status === 'blocked' || job.status === 'retrying') next[slug] = { ...job, status: 'cancelled', removed: true, blockedBy: null, blockedOn: null, retryAt: null, reason: 'its job file was removed' };
     else next[slug] = job.removed ? job : { ...job, removed: true };
   }
   return next;
@@ -218,8 +281,15 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
   switch (event.outcome) {
     case 'completed':
       return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1 };
-    case 'failed':
-      return { ...job, ...facts, status: 'failed', attempts: job.attempts + 1 };
+    case 'failed': {
+      const attempts = job.attempts + 1;
+      // Retried while failed attempts are within retries.max (attempts counts the completed one too).
+      if (job.retries && attempts <= job.retries.max && !job.removed) {
+        const delay = retryDelay(job.retries, attempts);
+        return { ...job, ...facts, ...(job.editedSpec ?? {}), editedSpec: null, status: 'retrying', attempts, retryAt: new Date(Date.parse(event.at) + delay).toISOString() };
+      }
+      return { ...job, ...facts, status: 'failed', attempts };
+    }
     case 'deferred':
       return back({ deferrals: job.deferrals + 1 });
     case 'interrupted':
@@ -313,7 +383,13 @@ export const queueMachine = setup({
       };
     }),
     detach: assign({ runId: () => null }),
-    reconcile: assign(({ context, event }) => (event.type === 'queue.scanned' ? { jobs: reconcile(context.jobs, event.jobs), problems: event.problems } : {})),
+    reconcile: assign(({ context, event }) => (event.type === 'queue.scanned' ? { jobs: propagateDependencies(reconcile(context.jobs, event.jobs)), problems: event.problems } : {})),
+    retryDue: assign(({ context, event }) => {
+      if (event.type !== 'queue.retryDue') return {};
+      const job = context.jobs[event.slug];
+      if (!job || job.status !== 'retrying') return {};
+      return { jobs: { ...context.jobs, [event.slug]: { ...job, status: 'pending' as const, retryAt: null } } };
+    }),
     markStarted: assign(({ context, event }) => {
       if (event.type !== 'queue.jobStarted') return {};
       const job = context.jobs[event.slug];
@@ -325,7 +401,7 @@ export const queueMachine = setup({
       const job = context.jobs[event.slug];
       if (!job || job.status !== 'starting') return {};
       const status = event.retry ? ('pending' as const) : ('failed' as const);
-      return { jobs: { ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } } };
+      return { jobs: propagateDependencies({ ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } }) };
     }),
     markBlocked: assign(({ context, event }) => {
       if (event.type !== 'queue.jobBlocked') return {};
@@ -343,8 +419,12 @@ export const queueMachine = setup({
       if (event.type !== 'queue.jobFinished') return;
       const job = context.jobs[event.slug];
       if (!job || job.actor !== event.actor || !OCCUPYING.has(job.status)) return;
-      enqueue.assign({ jobs: { ...context.jobs, [event.slug]: afterFinish(job, event, context.requeueInterrupted, context.runId === null) } });
+      const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null);
+      enqueue.assign({ jobs: propagateDependencies({ ...context.jobs, [event.slug]: next }) });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
+      if (next.status === 'retrying' && next.retryAt) {
+        enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
+      }
     }),
     watchBlocked: enqueueActions(({ context, event, enqueue }) => {
       if (event.type !== 'queue.jobBlocked') return;
@@ -452,6 +532,7 @@ export const queueMachine = setup({
     'queue.kick': { actions: ['armKick', 'pick'] },
     'queue.usage': { actions: ['recordUsage', 'pick'] },
     'queue.windowReset': { actions: ['windowReset', 'pick'] },
+    'queue.retryDue': { actions: ['retryDue', 'pick'] },
   },
   states: {
     active: {

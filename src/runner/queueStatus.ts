@@ -26,6 +26,9 @@ export interface JobStatus {
   costUsd: number | null;
   reason: string | null;
   blockedBy: QueueContext['jobs'][string]['blockedBy'];
+  dependsOn: string[];
+  /** What a job that has not started waits for, in words: dependencies, a retry's backoff, a worker lock, the gate, a pause. */
+  waitsFor: string | null;
   /** The job actor of its latest run (`warden log` and `replay --at` show it). */
   actor: string | null;
   removed: boolean;
@@ -106,8 +109,29 @@ export function queueStatus(projectDir: string): QueueStatus {
       costUsd: j.costUsd,
       reason: j.reason,
       blockedBy: j.blockedBy,
+      dependsOn: j.dependsOn,
+      waitsFor: waitsFor(j, queue),
       actor: j.actor,
       removed: j.removed,
     }));
   return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...queue.gate, firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
+}
+
+function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): string | null {
+  switch (job.status) {
+    case 'retrying':
+      return `retry ${job.attempts + 1} at ${job.retryAt}`;
+    case 'blocked':
+      if (job.blockedOn) return `nothing: ${job.reason}`;
+      return job.blockedBy ? `the worker lock of ${job.cwd}, held by PID ${job.blockedBy.pid ?? '?'} (${job.blockedBy.reason})` : 'a worker lock';
+    case 'pending': {
+      const open = job.dependsOn.filter((slug) => queue.jobs[slug]?.status !== 'completed');
+      if (open.length > 0) return `dependsOn: ${open.join(', ')}`;
+      if (queue.paused) return `the queue to resume (paused: ${queue.paused.reason})`;
+      if (!queue.gate.open) return `the usage gate (${queue.gate.reason})`;
+      return queue.runId ? 'a free slot (or its group)' : 'a scheduler run';
+    }
+    default:
+      return null;
+  }
 }

@@ -195,7 +195,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
   let rescanTimer: NodeJS.Timeout | undefined;
   function rescan(): void {
     if (!runner || stopping) return;
-    const next = scanJobs({ projectDir: dir, jobsDir, defaultCommand: config.agent?.command ?? DEFAULT_AGENT_COMMAND, timeouts: config.timeouts });
+    const next = scanJobs({ projectDir: dir, jobsDir, defaultCommand: config.agent?.command ?? DEFAULT_AGENT_COMMAND, timeouts: config.timeouts, retries: config.retries });
     if (scan && next.fingerprint === scan.fingerprint) return;
     scan = next;
     live.send(QUEUE_ACTOR, { type: 'queue.scanned', jobs: next.specs, problems: next.problems });

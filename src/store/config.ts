@@ -105,6 +105,16 @@ export const configSchema = z
       ])
       .optional()
       .describe('the usage meter: a URL or a command answering {"utilization": 0-100, "resetsAt": ISO time or epoch seconds}'),
+    retries: z
+      .strictObject({
+        max: z.number().int().nonnegative().optional(),
+        initialMs: z.number().int().nonnegative().optional(),
+        factor: z.number().min(1).optional(),
+        maxMs: z.number().int().nonnegative().optional(),
+      })
+      .optional()
+      .describe('retry a failed attempt: at most max times, waiting initialMs, times factor each time, at most maxMs; a job file may override each (default: no retries)')
+      .meta({ default: { max: 0, initialMs: 30_000, factor: 2, maxMs: 600_000 } }),
     timeouts: z
       .strictObject({
         maxDurationMs: timeout('maxDurationMs'),

@@ -11,6 +11,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { describeIssue } from './catalogue.js';
 import { jobTimeoutsSchema } from './events/job.events.js';
+import { retriesSchema } from './events/queue.events.js';
 
 /**
  * Slugs are file names without `.md`; nothing else is accepted (DESIGN.md "Files a user writes").
@@ -29,6 +30,8 @@ export const jobFrontmatterSchema = z.strictObject({
   estimateMinutes: z.number().positive().optional(),
   command: z.array(z.string()).min(1).optional().describe('argv; default: config.agent.command'),
   timeouts: jobTimeoutsSchema.partial().optional(),
+  dependsOn: z.array(z.string().min(1)).optional().describe('slugs of jobs that must complete before this one starts'),
+  retries: retriesSchema.partial().optional().describe('retry a failed attempt: {max, initialMs, factor, maxMs}; default: config retries, else none'),
 });
 export type JobFrontmatter = z.infer<typeof jobFrontmatterSchema>;
 

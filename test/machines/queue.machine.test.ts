@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
-import { queueHash, queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { dependencyProblems } from '../../src/effects/queueEffects.js';
+import { isDrained, queueHash, queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
 import { snapshotHash } from '../../src/runner/step.js';
 import type { JobSpec } from '../../src/store/events/queue.events.js';
 
@@ -9,7 +10,7 @@ const T0 = '2026-12-01T10:00:00.000Z';
 const TIMEOUTS = { maxDurationMs: 1000, postResultGraceMs: 1000, killAfterMs: 1000, idleOutputMs: 1000 };
 
 function spec(slug: string, group: number, extra: Partial<JobSpec> = {}): JobSpec {
-  return { slug, file: `/p/.warden/jobs/${slug}.md`, hash: `h-${slug}`, title: slug, group, cwd: `/w/${slug}`, command: ['agent'], timeouts: TIMEOUTS, estimateMinutes: null, promptBytes: 10, ...extra };
+  return { slug, file: `/p/.warden/jobs/${slug}.md`, hash: `h-${slug}`, title: slug, group, cwd: `/w/${slug}`, command: ['agent'], timeouts: TIMEOUTS, estimateMinutes: null, promptBytes: 10, dependsOn: [], retries: null, ...extra };
 }
 
 type Ev = { type: string } & Record<string, unknown>;
@@ -189,6 +190,69 @@ describe('the queue machine', () => {
     expect(q.started()).toEqual([]);
     expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
     expect(q.snapshot.context).toMatchObject({ kick: false, paused: { reason: 'auth' } });
+  });
+});
+
+describe('dependencies and retries', () => {
+  it('a chain A → B → C where A fails: B and C end blocked naming A, and the queue is drained', () => {
+    const q = new Queue().send(configure(3)).send(scanned(spec('a', 1), spec('b', 1, { dependsOn: ['a'] }), spec('c', 1, { dependsOn: ['b'] })));
+    expect(q.started()).toEqual(['a']);
+    q.run('a').finish('a', 'failed');
+    expect(q.jobs.b).toMatchObject({ status: 'blocked', blockedOn: { slug: 'a', via: 'a', status: 'failed' }, reason: 'waits for a, which failed' });
+    expect(q.jobs.c).toMatchObject({ status: 'blocked', blockedOn: { slug: 'a', via: 'b' }, reason: 'waits for a, which failed (through b)' });
+    expect(q.started()).toEqual([]);
+    expect(isDrained(q.snapshot.context)).toBe(true);
+    // The failed file fixed: A runs again, and B and C wait for it again.
+    q.send(scanned(spec('a', 1, { hash: 'fixed' }), spec('b', 1, { dependsOn: ['a'] }), spec('c', 1, { dependsOn: ['b'] })));
+    expect(q.started()).toEqual(['a']);
+    expect([q.status('b'), q.status('c')]).toEqual(['pending', 'pending']);
+    q.run('a').finish('a');
+    expect(q.started()).toEqual(['b']);
+  });
+
+  it('a job waiting for a dependency in a higher group does not hold its own group', () => {
+    const q = new Queue().send(configure(2)).send(scanned(spec('a', 1, { dependsOn: ['z'] }), spec('z', 2)));
+    expect(q.started()).toEqual(['z']);
+    q.run('z');
+    expect(q.finish('z').started()).toEqual(['a']);
+  });
+
+  it('retries a failed attempt after its backoff (a logged timer), counting attempts: fail, fail, succeed = 3', () => {
+    const q = new Queue().send(configure(1)).send(scanned(spec('a', 1, { retries: { max: 2, initialMs: 1_000, factor: 3, maxMs: 60_000 } }), spec('b', 2)));
+    q.run('a').finish('a', 'failed', { at: T0 });
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', attempts: 1, retryAt: '2026-12-01T10:00:01.000Z' });
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'retry:a', delay: 1_000 }) }));
+    expect(q.started()).toEqual([]); // b (group 2) waits: a is not done
+    expect(q.send({ type: 'queue.retryDue', slug: 'a' }).started()).toEqual(['a']);
+    q.run('a').finish('a', 'failed', { at: '2026-12-01T10:00:05.000Z' });
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', attempts: 2, retryAt: '2026-12-01T10:00:08.000Z' });
+    q.send({ type: 'queue.retryDue', slug: 'a' });
+    q.run('a');
+    expect(q.finish('a').started()).toEqual(['b']);
+    expect(q.jobs.a).toMatchObject({ status: 'completed', attempts: 3, runs: 3 });
+    // With the retries used up, a failure is final.
+    const r = new Queue().send(configure(1)).send(scanned(spec('x', 1, { retries: { max: 1, initialMs: 10, factor: 2, maxMs: 100 } })));
+    r.run('x').finish('x', 'failed').send({ type: 'queue.retryDue', slug: 'x' }).run('x').finish('x', 'failed');
+    expect(r.jobs.x).toMatchObject({ status: 'failed', attempts: 2 });
+  });
+
+  it('reports unknown dependencies and cycles (and their dependants) as bad job files', () => {
+    const problems = dependencyProblems([
+      { slug: 'a', dependsOn: ['b'] },
+      { slug: 'b', dependsOn: ['c'] },
+      { slug: 'c', dependsOn: ['a'] },
+      { slug: 'd', dependsOn: ['a'] },
+      { slug: 'e', dependsOn: ['nope'] },
+      { slug: 'f', dependsOn: [] },
+      { slug: 'g', dependsOn: ['f'] },
+    ]);
+    expect(Object.fromEntries(problems)).toEqual({
+      a: 'dependsOn: a cycle: a → b → c → a',
+      b: 'dependsOn: a cycle: a → b → c → a',
+      c: 'dependsOn: a cycle: a → b → c → a',
+      d: 'dependsOn: "a" cannot run (dependsOn: a cycle: a → b → c → a)',
+      e: 'dependsOn: no job "nope"',
+    });
   });
 });
 

@@ -9,6 +9,14 @@ import { jobTimeoutsSchema, killedBySchema } from './job.events.js';
 
 const iso = z.iso.datetime();
 
+export const retriesSchema = z.strictObject({
+  max: z.number().int().nonnegative().describe('failed attempts retried at most this often (0: none)'),
+  initialMs: z.number().int().nonnegative().describe('the wait before the first retry'),
+  factor: z.number().min(1).describe('each further retry waits this many times longer'),
+  maxMs: z.number().int().nonnegative().describe('no wait is longer than this'),
+});
+export type Retries = z.infer<typeof retriesSchema>;
+
 /** One job file as the scheduler read it: what the queue needs to order it, and what it runs. */
 export const jobSpecSchema = z.strictObject({
   slug: z.string().min(1),
@@ -21,6 +29,8 @@ export const jobSpecSchema = z.strictObject({
   timeouts: jobTimeoutsSchema.describe('with the config defaults applied'),
   estimateMinutes: z.number().nullable(),
   promptBytes: z.number().int().nonnegative(),
+  dependsOn: z.array(z.string().min(1)).default([]).describe('slugs that must complete first'),
+  retries: retriesSchema.nullable().default(null).describe('with the config default applied; null: a failure is final'),
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 
@@ -103,6 +113,7 @@ export const queueEvents = {
     .strictObject({ reason: pauseReasonSchema, at: iso })
     .describe('The cause of an automatic pause is gone (the meter answers again): the pause ends if it is still that one.'),
   'queue.windowReset': z.strictObject({}).describe('on-reset: offsetMinutes have passed since the usage window reset (a timer of the queue).'),
+  'queue.retryDue': z.strictObject({ slug: z.string().min(1) }).describe("A failed job's backoff is over: it may be retried (a timer of the queue)."),
   'queue.kick': z
     .strictObject({ at: iso })
     .describe('Start what may start now, bypassing an automatic pause (rate limit, auth, network) once; a manual pause holds.'),
@@ -123,6 +134,7 @@ export type QueueEvent =
   | ({ type: 'queue.usage' } & z.infer<(typeof queueEvents)['queue.usage']>)
   | ({ type: 'queue.clearPause' } & z.infer<(typeof queueEvents)['queue.clearPause']>)
   | { type: 'queue.windowReset' }
+  | { type: 'queue.retryDue'; slug: string }
   | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };
 
 /** The queue actor takes no input: everything it knows arrives as events. */

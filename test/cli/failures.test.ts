@@ -1,0 +1,75 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { readLog } from '../../src/store/logReader.js';
+import { warden } from '../helpers/cli.js';
+import { jobProcesses, slugOfJobId, startRun, writeProject } from '../helpers/queueProject.js';
+import { useTempDirs } from '../helpers/tempDir.js';
+
+const tempDir = useTempDirs();
+const ours = (id: string) => slugOfJobId(id).startsWith('qf-');
+afterEach(() => {
+  expect([...jobProcesses()].filter(([id]) => ours(id)), 'job processes left behind').toEqual([]);
+});
+
+async function statusOf(dir: string) {
+  const result = await warden(['status', '--dir', dir, '--json']);
+  expect(result.code, result.stderr).toBe(0);
+  return JSON.parse(result.stdout) as { jobs: Array<Record<string, unknown> & { slug: string; status: string }>; problems: Array<{ file: string; problem: string }> };
+}
+
+describe('when jobs fail', () => {
+  it('a dependsOn chain A → B → C where A fails: B and C end blocked naming A; a cycle is reported and nothing in it runs', async () => {
+    const dir = tempDir();
+    writeProject(dir, [
+      { slug: 'qf-a', agent: ['--result', 'error', '--exit', '2'] },
+      { slug: 'qf-b', agent: ['--result', 'success'] },
+      { slug: 'qf-c', agent: ['--result', 'success'] },
+      { slug: 'qf-x', agent: ['--result', 'success'] },
+      { slug: 'qf-y', agent: ['--result', 'success'] },
+      { slug: 'qf-free', agent: ['--result', 'success'] },
+    ]);
+    // dependsOn goes in the frontmatter.
+    const { readFileSync, writeFileSync } = await import('node:fs');
+    const add = (slug: string, deps: string[]) => {
+      const file = join(dir, '.warden', 'jobs', `${slug}.md`);
+      writeFileSync(file, readFileSync(file, 'utf8').replace('---\ntitle:', `---\ndependsOn: ${JSON.stringify(deps)}\ntitle:`));
+    };
+    add('qf-b', ['qf-a']);
+    add('qf-c', ['qf-b']);
+    add('qf-x', ['qf-y']);
+    add('qf-y', ['qf-x']);
+    const run = await startRun(dir);
+    expect(run.exitCode).toBe(1);
+    const status = await statusOf(dir);
+    const by = Object.fromEntries(status.jobs.map((j) => [j.slug, j]));
+    expect(Object.keys(by).sort()).toEqual(['qf-a', 'qf-b', 'qf-c', 'qf-free']);
+    expect(by['qf-a']).toMatchObject({ status: 'failed', exitCode: 2 });
+    expect(by['qf-b']).toMatchObject({ status: 'blocked', reason: 'waits for qf-a, which failed', runs: 0 });
+    expect(by['qf-c']).toMatchObject({ status: 'blocked', reason: 'waits for qf-a, which failed (through qf-b)', runs: 0 });
+    expect(by['qf-free']).toMatchObject({ status: 'completed' });
+    expect(status.problems.map((p) => `${p.file.split('/').pop()}: ${p.problem}`).sort()).toEqual([
+      'qf-x.md: dependsOn: a cycle: qf-x → qf-y → qf-x',
+      'qf-y.md: dependsOn: a cycle: qf-x → qf-y → qf-x',
+    ]);
+    const started = readLog(join(dir, '.warden', 'events.jsonl')).records.flatMap((r) => (r.effects ?? []).filter((e) => e.type === 'startJob').map((e) => (e.params as { slug: string }).slug));
+    expect(started.sort()).toEqual(['qf-a', 'qf-free']);
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
+  }, 60_000);
+
+  it('a job failing twice then succeeding with retries.max 2 ends completed with attempts 3, each retry at least its backoff after the failure', async () => {
+    const dir = tempDir();
+    const counter = join(dir, 'runs.txt');
+    writeProject(dir, [{ slug: 'qf-flaky', agent: ['--fail-times', '2', counter, '--result', 'success'] }], { retries: { max: 2, initialMs: 300, factor: 2, maxMs: 5_000 } });
+    const run = await startRun(dir);
+    expect(run.exitCode, String(run.all)).toBe(0);
+    const status = await statusOf(dir);
+    expect(status.jobs[0]).toMatchObject({ status: 'completed', attempts: 3, runs: 3 });
+    const records = readLog(join(dir, '.warden', 'events.jsonl')).records;
+    const exits = records.filter((r) => r.type === 'job.exited').map((r) => Date.parse((r.data as { at: string }).at));
+    const spawns = records.filter((r) => r.type === 'job.spawned').map((r) => Date.parse((r.data as { startedAt: string }).startedAt));
+    expect(spawns).toHaveLength(3);
+    expect(spawns[1]! - exits[0]!).toBeGreaterThanOrEqual(300);
+    expect(spawns[2]! - exits[1]!).toBeGreaterThanOrEqual(600);
+    expect(run.all).toMatch(/qf-flaky retrying \(attempt 1 failed: .*; retry at /);
+  }, 60_000);
+});
