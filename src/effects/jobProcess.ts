@@ -6,6 +6,7 @@
  */
 import { createReadStream, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { pipeline } from 'node:stream';
 import { execa } from 'execa';
 import { fromCallback, fromPromise } from 'xstate';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
@@ -177,11 +178,9 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
     const pidStartTime = onPid(subprocess.pid);
     send({ type: 'job.spawned', pid: subprocess.pid, startedAt: at(), pidStartTime });
     if (params.prompt?.via === 'stdin' && subprocess.stdin) {
-      const prompt = createReadStream(params.prompt.path);
-      // An agent that exits without reading its prompt closes the pipe: not Warden's error.
-      subprocess.stdin.on('error', () => {});
-      prompt.on('error', () => subprocess.stdin?.end());
-      prompt.pipe(subprocess.stdin);
+      // An agent that exits without reading its prompt closes the pipe: not Warden's error. The
+      // pipeline closes the prompt file either way (a plain pipe() would leak its descriptor).
+      pipeline(createReadStream(params.prompt.path), subprocess.stdin, () => {});
     }
   });
   subprocess.once('error', (error) => {

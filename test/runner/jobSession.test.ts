@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { builtInMachines } from '../../src/machines/catalogue.js';
@@ -109,6 +109,24 @@ describe('runJob: a supervised agent process', () => {
     expect(JSON.parse(output).argvBytes).toBeLessThan(1000);
     // The log holds the prompt's path and size, not the prompt.
     expect(readFileSync(run.log, 'utf8')).not.toContain(prompt.slice(0, 64));
+  });
+
+  it('closes the prompt file even when the agent never reads its stdin', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'prompt.md'), 'x'.repeat(256 * 1024)); // more than a pipe holds
+    const runs = [];
+    for (let i = 0; i < 3; i++) runs.push(await runJob({ dir, command: ['true'], promptFile: join(dir, 'prompt.md'), timeouts: FAST }));
+    expect(runs.map((r) => r.outcome)).toEqual(['completed', 'completed', 'completed']);
+    const open = readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [readlinkSync(`/proc/self/fd/${fd}`)];
+      } catch {
+        return [];
+      }
+    });
+    // The last run's files may still be closing as runJob returns; the earlier runs' must be closed.
+    const earlier = runs.slice(0, -1).map((r) => join(dir, '.warden', 'runs', r.runId));
+    expect(open.filter((target) => earlier.some((runDir) => target.startsWith(runDir)))).toEqual([]);
   });
 
   it('without a prompt stdin is at EOF (nothing can wait on it); via file, the path is in WARDEN_PROMPT_FILE', async () => {
