@@ -84,6 +84,8 @@ export interface QueueContext {
   utilizationThreshold: number;
   offsetMs: number;
   resumeSuppressMs: number;
+  /** Terminal states are sent to a notifier. */
+  notify: boolean;
   /** The meter's last word. */
   usage: { utilization: number; resetsAt: string | null; at: string } | null;
   gate: UsageGate;
@@ -301,7 +303,59 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
 }
 
 /** The queue's effects and their params: what the runner runs after logging the step. */
+/** What a notifier is sent when a job reaches a terminal state. */
+export interface JobNotice {
+  slug: string;
+  title: string;
+  status: QueueJobStatus;
+  reason: string | null;
+  group: number;
+  attempts: number;
+  runs: number;
+  exitCode: number | null;
+  killedBy: KilledBy | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  costUsd: number | null;
+  blockedOn: string | null;
+  runId: string | null;
+}
+
+/** Terminal states a notifier hears of (never a deferral, a retry or a requeue). */
+const NOTIFIED: ReadonlySet<QueueJobStatus> = new Set(['completed', 'failed', 'cancelled', 'interrupted']);
+
+/** The notices for jobs that reached a terminal state between two tables. */
+export function noticesBetween(before: Readonly<Record<string, QueueJob>>, after: Readonly<Record<string, QueueJob>>, runId: string | null): JobNotice[] {
+  const notices: JobNotice[] = [];
+  for (const slug in after) {
+    const job = after[slug]!;
+    const was = before[slug];
+    if (was === job) continue;
+    const terminal = NOTIFIED.has(job.status) || (job.status === 'blocked' && job.blockedOn !== null);
+    const wasTerminal = was !== undefined && (NOTIFIED.has(was.status) || (was.status === 'blocked' && was.blockedOn !== null)) && was.status === job.status;
+    if (!terminal || wasTerminal) continue;
+    notices.push({
+      slug,
+      title: job.title,
+      status: job.status,
+      reason: job.reason,
+      group: job.group,
+      attempts: job.attempts,
+      runs: job.runs,
+      exitCode: job.exitCode,
+      killedBy: job.killedBy,
+      startedAt: job.startedAt,
+      finishedAt: job.finishedAt,
+      costUsd: job.costUsd,
+      blockedOn: job.blockedOn?.slug ?? null,
+      runId,
+    });
+  }
+  return notices;
+}
+
 export interface QueueEffects {
+  notify: JobNotice;
   startJob: { slug: string; hash: string; run: number; actor: string; jobId: string; cwd: string };
   watchWorker: { slug: string; cwd: string };
   releaseWorker: { slug: string; cwd: string; jobId: string };
@@ -378,12 +432,18 @@ export const queueMachine = setup({
         utilizationThreshold: event.utilizationThreshold,
         offsetMs: event.offsetMs,
         resumeSuppressMs: event.resumeSuppressMs,
+        notify: event.notify,
         gate,
         jobs,
       };
     }),
     detach: assign({ runId: () => null }),
-    reconcile: assign(({ context, event }) => (event.type === 'queue.scanned' ? { jobs: propagateDependencies(reconcile(context.jobs, event.jobs)), problems: event.problems } : {})),
+    reconcile: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.scanned') return;
+      const jobs = propagateDependencies(reconcile(context.jobs, event.jobs));
+      enqueue.assign({ jobs, problems: event.problems });
+      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+    }),
     retryDue: assign(({ context, event }) => {
       if (event.type !== 'queue.retryDue') return {};
       const job = context.jobs[event.slug];
@@ -396,12 +456,14 @@ export const queueMachine = setup({
       if (!job || job.status !== 'starting') return {};
       return { jobs: { ...context.jobs, [event.slug]: { ...job, status: 'running' as const, actor: event.actor, jobId: event.jobId, startedAt: event.at } } };
     }),
-    markStartFailed: assign(({ context, event }) => {
-      if (event.type !== 'queue.startFailed') return {};
+    markStartFailed: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.startFailed') return;
       const job = context.jobs[event.slug];
-      if (!job || job.status !== 'starting') return {};
+      if (!job || job.status !== 'starting') return;
       const status = event.retry ? ('pending' as const) : ('failed' as const);
-      return { jobs: propagateDependencies({ ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } }) };
+      const jobs = propagateDependencies({ ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } });
+      enqueue.assign({ jobs });
+      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
     }),
     markBlocked: assign(({ context, event }) => {
       if (event.type !== 'queue.jobBlocked') return {};
@@ -420,8 +482,10 @@ export const queueMachine = setup({
       const job = context.jobs[event.slug];
       if (!job || job.actor !== event.actor || !OCCUPYING.has(job.status)) return;
       const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null);
-      enqueue.assign({ jobs: propagateDependencies({ ...context.jobs, [event.slug]: next }) });
+      const jobs = propagateDependencies({ ...context.jobs, [event.slug]: next });
+      enqueue.assign({ jobs });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
+      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
       if (next.status === 'retrying' && next.retryAt) {
         enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
       }
@@ -489,6 +553,7 @@ export const queueMachine = setup({
     startJob: (_, _params: QueueEffects['startJob']) => {},
     watchWorker: (_, _params: QueueEffects['watchWorker']) => {},
     releaseWorker: (_, _params: QueueEffects['releaseWorker']) => {},
+    notify: (_, _params: QueueEffects['notify']) => {},
   },
   guards: {
     clearsCurrentPause: ({ context, event }) => event.type === 'queue.clearPause' && context.paused?.reason === event.reason,
@@ -511,6 +576,7 @@ export const queueMachine = setup({
     utilizationThreshold: 90,
     offsetMs: 15 * 60_000,
     resumeSuppressMs: 0,
+    notify: false,
     usage: null,
     gate: { open: true, reason: 'fire policy immediate', opensAt: null },
     suppressAutoUntil: null,

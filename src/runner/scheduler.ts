@@ -23,6 +23,7 @@ import { metaOf, type JobContext } from '../machines/job.machine.js';
 import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
 import { meterEffect } from '../effects/meter.js';
+import { notifyEffect } from '../effects/notify.js';
 import { fromPromise } from 'xstate';
 import type { EffectInput } from './runner.js';
 import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
@@ -137,6 +138,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       }),
       ...queueEffects(host),
       ...(config.meter ? meterEffects(config.meter, () => runner!) : {}),
+      ...(config.notify ? { notify: notifyEffect(config.notify) } : {}),
     },
   });
   runner = lease.runner;
@@ -181,10 +183,15 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     });
   };
 
+  // Notifications in flight: a drained queue waits for them, so none is cut off by the exit.
+  let notifying = 0;
   const unsubscribe = live.subscribe((record) => {
     report(record.actor);
     options.onRecord?.(record, view);
-    if (options.once && scanned && record.actor === QUEUE_ACTOR && isDrained(view.queue())) finish('drained');
+    if (record.actor !== QUEUE_ACTOR) return;
+    for (const effect of record.effects ?? []) if (effect.type === 'notify') notifying++;
+    if (record.type === 'queue.notified') notifying--;
+    if (options.once && scanned && notifying === 0 && isDrained(view.queue())) finish('drained');
   });
   void lease.lost.then(() => finish('lost'));
   const onAbort = () => finish('stopped');
@@ -213,6 +220,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       utilizationThreshold: config.utilizationThreshold ?? CONFIG_DEFAULTS.utilizationThreshold,
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
       resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
+      notify: config.notify !== undefined,
       at: new Date(clock.now()).toISOString(),
     });
     if (config.meter) {

@@ -105,6 +105,15 @@ export const configSchema = z
       ])
       .optional()
       .describe('the usage meter: a URL or a command answering {"utilization": 0-100, "resetsAt": ISO time or epoch seconds}'),
+    notify: z
+      .strictObject({
+        command: z.array(z.string()).min(1).optional().describe('argv; gets the job summary as JSON on stdin'),
+        url: z.url().optional().describe('gets the job summary as the JSON body of a POST'),
+        timeoutMs: z.number().int().positive().optional().describe('a notifier not done by then is given up (a command is killed)').meta({ default: 10_000 }),
+      })
+      .refine((n) => n.command !== undefined || n.url !== undefined, 'give a command, a url, or both')
+      .optional()
+      .describe('told once per terminal state of a job (completed, failed, blocked, cancelled, interrupted), never of a deferral; a failing notifier is logged and never stops the queue'),
     retries: z
       .strictObject({
         max: z.number().int().nonnegative().optional(),

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
@@ -15,6 +17,25 @@ async function statusOf(dir: string) {
   const result = await warden(['status', '--dir', dir, '--json']);
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as { jobs: Array<Record<string, unknown> & { slug: string; status: string }>; problems: Array<{ file: string; problem: string }> };
+}
+
+/** A webhook on 127.0.0.1 that records every POST body. */
+async function webhook(): Promise<{ url: string; bodies: Array<Record<string, unknown>>; close: () => Promise<void> }> {
+  const bodies: Array<Record<string, unknown>> = [];
+  const server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    request.on('end', () => {
+      if (request.method === 'POST') bodies.push(JSON.parse(text) as Record<string, unknown>);
+      response.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    bodies,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }
 
 describe('when jobs fail', () => {
@@ -71,5 +92,42 @@ describe('when jobs fail', () => {
     expect(spawns[1]! - exits[0]!).toBeGreaterThanOrEqual(300);
     expect(spawns[2]! - exits[1]!).toBeGreaterThanOrEqual(600);
     expect(run.all).toMatch(/qf-flaky retrying \(attempt 1 failed: .*; retry at /);
+  }, 60_000);
+
+  it('a webhook gets exactly one POST per terminal state and none for a deferral; a failing notifier does not stop the queue', async () => {
+    const hook = await webhook();
+    try {
+      const dir = tempDir();
+      writeProject(
+        dir,
+        [
+          { slug: 'qf-n-ok', agent: ['--result', 'success'] },
+          { slug: 'qf-n-bad', agent: ['--result', 'error', '--exit', '1'] },
+          { slug: 'qf-n-limited', agent: ['--rate-limit-once', join(dir, 'once'), '--result', 'success'] },
+        ],
+        { rateLimitMarginMs: 0, notify: { url: hook.url } },
+      );
+      expect((await startRun(dir)).exitCode).toBe(1);
+      const seen = hook.bodies.map((b) => `${String(b.slug)}:${String(b.status)}`).sort();
+      expect(seen).toEqual(['qf-n-bad:failed', 'qf-n-limited:completed', 'qf-n-ok:completed']);
+      expect(hook.bodies.find((b) => b.slug === 'qf-n-limited')).toMatchObject({ runs: 2, attempts: 1, title: 'Job qf-n-limited' });
+      const notified = readLog(join(dir, '.warden', 'events.jsonl')).records.filter((r) => r.type === 'queue.notified').map((r) => r.data as { ok: boolean });
+      expect(notified.map((n) => n.ok)).toEqual([true, true, true]);
+
+      // A notifier that fails (a refused URL, a command that exits 1): logged, and the queue goes on.
+      await hook.close();
+      const other = tempDir();
+      writeProject(other, [{ slug: 'qf-n-1' }, { slug: 'qf-n-2' }], { concurrencyCap: 1, notify: { url: hook.url, command: ['sh', '-c', 'cat > /dev/null; exit 1'] } });
+      const run = await startRun(other);
+      expect(run.exitCode, String(run.all)).toBe(0);
+      const failed = readLog(join(other, '.warden', 'events.jsonl')).records.filter((r) => r.type === 'queue.notified').map((r) => r.data as { ok: boolean; reason: string });
+      expect(failed).toHaveLength(2);
+      for (const f of failed) {
+        expect(f.ok).toBe(false);
+        expect(f.reason).toMatch(/url: ECONNREFUSED; command: exited 1|command: exited 1; url: ECONNREFUSED/);
+      }
+    } finally {
+      await hook.close().catch(() => {});
+    }
   }, 60_000);
 });

@@ -256,6 +256,27 @@ describe('dependencies and retries', () => {
   });
 });
 
+describe('notifications', () => {
+  it('one notice per terminal state (completed, failed, blocked, cancelled, interrupted for good), none for a deferral, a retry or a requeue', () => {
+    const q = new Queue().send(configure(4, 0, { notify: true })).send(
+      scanned(spec('ok', 1), spec('bad', 1), spec('dep', 1, { dependsOn: ['bad'] }), spec('later', 1), spec('flaky', 1, { retries: { max: 1, initialMs: 10, factor: 1, maxMs: 10 } })),
+    );
+    const notices = () => q.actions.filter((a) => a.type === 'notify').map((a) => `${String(a.params?.slug)}:${String(a.params?.status)}`);
+    q.run('ok').run('bad').run('flaky');
+    expect(q.finish('ok').actions.find((a) => a.type === 'notify')?.params).toMatchObject({ slug: 'ok', status: 'completed', attempts: 1, runs: 1, runId: 'run-1' });
+    expect(q.finish('bad', 'failed').actions.filter((a) => a.type === 'notify').map((a) => `${String(a.params?.slug)}:${String(a.params?.status)}`)).toEqual(['bad:failed', 'dep:blocked']);
+    expect(q.finish('flaky', 'failed').actions.filter((a) => a.type === 'notify')).toEqual([]); // retrying
+    q.send({ type: 'queue.retryDue', slug: 'flaky' }).run('flaky');
+    expect(q.finish('flaky', 'deferred', { rateLimitResetsAt: null }).actions.filter((a) => a.type === 'notify')).toEqual([]);
+    q.run('later').finish('later', 'interrupted');
+    expect(notices()).toEqual(['later:interrupted']); // requeueInterrupted 0: interrupted for good
+    q.send(scanned(spec('ok', 1), spec('bad', 1), spec('dep', 1, { dependsOn: ['bad'] }), spec('later', 1)));
+    expect(notices()).toEqual(['flaky:cancelled']);
+    q.send(scanned(spec('ok', 1), spec('bad', 1), spec('dep', 1, { dependsOn: ['bad'] }), spec('later', 1)));
+    expect(notices()).toEqual([]); // nothing changed: nothing sent again
+  });
+});
+
 describe("the queue's state hash", () => {
   it('changes with any field of any job, and not with object identity', () => {
     const q = new Queue().send(configure(2)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 2)));

@@ -64,6 +64,7 @@ export const queueEvents = {
       utilizationThreshold: z.number().min(0).max(100).default(90),
       offsetMs: z.number().int().nonnegative().default(15 * 60_000).describe('on-reset: how long after the window resets jobs start'),
       resumeSuppressMs: z.number().int().nonnegative().default(0).describe('after a manual resume, automatic pauses are ignored this long'),
+      notify: z.boolean().default(false).describe('a notifier is configured: each terminal state of a job is sent to it'),
       at: iso,
     })
     .describe('A scheduler run starts driving the queue: its settings. Jobs left blocked are tried again.'),
@@ -113,6 +114,9 @@ export const queueEvents = {
     .strictObject({ reason: pauseReasonSchema, at: iso })
     .describe('The cause of an automatic pause is gone (the meter answers again): the pause ends if it is still that one.'),
   'queue.windowReset': z.strictObject({}).describe('on-reset: offsetMinutes have passed since the usage window reset (a timer of the queue).'),
+  'queue.notified': z
+    .strictObject({ slug: z.string().min(1), status: z.string(), ok: z.boolean(), via: z.string().describe('url, command, or both'), reason: z.string().nullable().describe('why it failed') })
+    .describe('The notifier was called for a job\'s terminal state (a failure is logged here and changes nothing else).'),
   'queue.retryDue': z.strictObject({ slug: z.string().min(1) }).describe("A failed job's backoff is over: it may be retried (a timer of the queue)."),
   'queue.kick': z
     .strictObject({ at: iso })
@@ -135,6 +139,7 @@ export type QueueEvent =
   | ({ type: 'queue.clearPause' } & z.infer<(typeof queueEvents)['queue.clearPause']>)
   | { type: 'queue.windowReset' }
   | { type: 'queue.retryDue'; slug: string }
+  | ({ type: 'queue.notified' } & z.infer<(typeof queueEvents)['queue.notified']>)
   | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };
 
 /** The queue actor takes no input: everything it knows arrives as events. */

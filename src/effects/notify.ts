@@ -1,0 +1,68 @@
+/**
+ * Notifications: a job's summary, as JSON, to a command (on its stdin) and/or a URL (the body of
+ * a POST), once per terminal state. A notifier that fails or hangs is reported (and logged by the
+ * queue as `queue.notified` with `ok: false`); it never stops the queue. A command runs in a
+ * process group of its own and is killed, with all it started, at its timeout.
+ */
+import { randomUUID } from 'node:crypto';
+import { execa } from 'execa';
+import { fromPromise } from 'xstate';
+import type { JobNotice } from '../machines/queue.machine.js';
+import type { EffectInput } from '../runner/runner.js';
+import { killJobRemains } from './processTree.js';
+
+export interface NotifyConfig {
+  command?: readonly string[];
+  url?: string;
+  timeoutMs?: number;
+}
+
+/** Sends one notice; resolves with what went wrong, one line per notifier (empty: all went through). */
+export async function sendNotice(config: NotifyConfig, notice: JobNotice): Promise<string[]> {
+  const body = `${JSON.stringify(notice)}\n`;
+  const timeoutMs = config.timeoutMs ?? 10_000;
+  const problems: string[] = [];
+  await Promise.all([
+    config.url ? post(config.url, body, timeoutMs).then((p) => p && problems.push(`url: ${p}`)) : undefined,
+    config.command ? run(config.command, body, timeoutMs).then((p) => p && problems.push(`command: ${p}`)) : undefined,
+  ]);
+  return problems;
+}
+
+async function post(url: string, body: string, timeoutMs: number): Promise<string | null> {
+  try {
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
+    await response.arrayBuffer();
+    return response.ok ? null : `HTTP ${response.status}`;
+  } catch (error) {
+    if ((error as Error).name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+    const cause = (error as { cause?: { code?: string } }).cause;
+    return cause?.code ?? (error as Error).message;
+  }
+}
+
+async function run(command: readonly string[], body: string, timeoutMs: number): Promise<string | null> {
+  const id = `notify:${randomUUID()}`;
+  const child = execa(command[0]!, command.slice(1), { input: body, detached: true, reject: false, cleanup: false, env: { WARDEN_JOB_ID: id }, timeout: timeoutMs, killSignal: 'SIGKILL' });
+  const result = await child;
+  // Nothing it started may outlive it.
+  await killJobRemains(id, child.pid ?? null, 2_000);
+  if (result.timedOut) return `did not finish within ${timeoutMs} ms; killed`;
+  if (result.failed && result.exitCode === undefined) return result.shortMessage ?? 'could not run';
+  if (result.exitCode !== 0) return `exited ${result.exitCode ?? result.signal}`;
+  return null;
+}
+
+/** The queue's `notify` effect: the notice sent, and the outcome reported back as `queue.notified`. */
+export function notifyEffect(config: NotifyConfig) {
+  const via = [config.url ? 'url' : null, config.command ? 'command' : null].filter(Boolean).join('+');
+  return fromPromise(async ({ input }: { input: EffectInput<JobNotice> }) => {
+    let problems: string[];
+    try {
+      problems = await sendNotice(config, input.params);
+    } catch (error) {
+      problems = [(error as Error).message ?? String(error)];
+    }
+    input.send({ type: 'queue.notified', slug: input.params.slug, status: input.params.status, ok: problems.length === 0, via, reason: problems.length ? problems.join('; ') : null });
+  });
+}
