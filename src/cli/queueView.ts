@@ -26,6 +26,10 @@ export function lineDisplay(write: (line: string) => void): QueueDisplay {
       if (pause !== paused) write(`${time} queue ${pause ? `paused (${pause})` : 'resumed'}`);
       paused = pause;
       for (const problem of record.type === 'queue.scanned' ? queue.problems : []) write(`${time} bad job file ${problem.file}: ${problem.problem}`);
+      const data = record.data as { slug?: string; reason?: string; fixWritten?: boolean; outcome?: string };
+      if (record.type === 'queue.investigationStarted') write(`${time} ${data.slug} investigating (fix plan: ${queue.investigations[data.slug!]?.fixSlug ?? '?'})`);
+      if (record.type === 'queue.investigationSkipped') write(`${time} ${data.slug} not investigated: ${data.reason}`);
+      if (record.type === 'queue.investigationFinished') write(`${time} ${data.slug} investigation ${data.outcome}: ${data.fixWritten ? 'fix plan written' : 'no fix plan written'}`);
       const changed: QueueJob[] = [];
       for (const job of Object.values(queue.jobs)) {
         if (seen.get(job.slug) === job) continue;

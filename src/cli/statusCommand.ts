@@ -31,7 +31,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
   for (const p of status.problems) out.line(`bad job file ${p.file}: ${p.problem}`);
   const rows = [['JOB', 'GROUP', 'STATUS', 'ATTEMPTS', 'EXIT', 'COST', 'WHY']];
   for (const j of status.jobs) {
-    const why = j.waitsFor ? `waits for ${j.waitsFor}` : (j.reason ?? '');
+    const inv = j.investigation;
+    const investigated = inv ? `; investigation ${inv.status}${inv.status === 'skipped' ? ` (${inv.reason})` : ''}: fix plan ${inv.fixSlug}${inv.fixWritten === true ? ' (written)' : inv.fixWritten === false ? ' (not written)' : ''}` : '';
+    const why = (j.waitsFor ? `waits for ${j.waitsFor}` : (j.reason ?? '')) + investigated;
     rows.push([j.slug, String(j.group), j.status + (j.removed && j.status !== 'cancelled' ? ' (file removed)' : ''), String(j.attempts), j.exitCode === null ? '' : String(j.exitCode), j.costUsd === null ? '' : `$${j.costUsd.toFixed(4)}`, why]);
   }
   if (status.jobs.length === 0) out.line('no jobs');

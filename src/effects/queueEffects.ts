@@ -4,7 +4,7 @@
  * finished job's lock go. Like every effect, they report back through events the runner logs
  * before the queue sees them; the queue itself reads no file.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromCallback, fromPromise } from 'xstate';
 import { LockFormatError, LockHeldError } from '../errors.js';
@@ -136,6 +136,57 @@ export interface QueueHost {
   probes?: readonly SessionProbe[];
   /** How often a blocked job looks at the lock it waits for. */
   blockedProbeMs: number;
+  /** Where fix plans are written (the jobs dir). */
+  jobsDir: string;
+  /** The investigator: its argv and its watchdogs. */
+  investigator: { command: readonly string[]; timeouts: JobTimeouts };
+}
+
+/** How much of a failed job's log its investigator is shown (the full log's path is given too). */
+const LOG_TAIL_BYTES = 8 * 1024;
+
+function tailOf(path: string, bytes: number): string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch {
+    return '(no log)';
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, bytes);
+    const buffer = Buffer.alloc(length);
+    readSync(fd, buffer, 0, length, size - length);
+    return buffer.toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The investigator's prompt: the failed job's prompt, why it failed, its log's tail and path, and what to write where. */
+export function investigationPrompt(p: { slug: string; title: string; reason: string; prompt: string; log: string; logTail: string; fixPath: string; group: number; cwd: string }): string {
+  return [
+    `A job run by Warden failed. Find the root cause and write a fix plan. Do not attempt the fix, and change no file but the fix plan.`,
+    ``,
+    `Failed job: ${p.slug} (${p.title})`,
+    `Why it failed: ${p.reason}`,
+    `Its full log: ${p.log} (also in WARDEN_FAILED_LOG)`,
+    ``,
+    `Write the fix plan to ${p.fixPath} (also in WARDEN_FIX_PATH): a self-contained Warden job file —`,
+    `YAML frontmatter between "---" lines with \`title\`, \`parallelGroup: ${p.group}\` and \`cwd: ${p.cwd}\`, then the prompt`,
+    `of the fix: what is wrong, where, and how to fix it, so that an agent with no other context can do it.`,
+    ``,
+    `The failed job's prompt:`,
+    `-----`,
+    p.prompt.trimEnd(),
+    `-----`,
+    ``,
+    `The last ${LOG_TAIL_BYTES / 1024} KiB of its log:`,
+    `-----`,
+    p.logTail.trimEnd(),
+    `-----`,
+    ``,
+  ].join('\n');
 }
 
 /** File names of a run's files: `<slug>` for a job's first run, `<slug>#<n>` after. */
@@ -225,6 +276,44 @@ export function queueEffects(host: QueueHost): EffectHandlers {
         stopped = true;
         clearTimeout(timer);
       };
+    }),
+
+    investigate: fromPromise(async ({ input }: { input: EffectInput<QueueEffects['investigate']> }) => {
+      const p = input.params;
+      const fixPath = join(host.jobsDir, `${p.fixSlug}.md`);
+      if (existsSync(fixPath)) {
+        input.send({ type: 'queue.investigationSkipped', slug: p.slug, reason: `its fix plan ${fixPath} exists already` });
+        return;
+      }
+      // The failed run's own files: its run dir is named by the runId in its job id.
+      const failedRunDir = join(host.projectDir, '.warden', 'runs', p.jobId.slice(0, p.jobId.indexOf('/')));
+      const failedBase = runFileBase(p.slug, p.run);
+      const log = join(failedRunDir, `${failedBase}.log`);
+      let prompt = '(its prompt file is gone)';
+      try {
+        prompt = readFileSync(join(failedRunDir, `${failedBase}.prompt`), 'utf8');
+      } catch {
+        // shown as gone
+      }
+      const base = `investigation-${p.actor.slice(p.actor.indexOf(':') + 1)}`;
+      mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
+      const promptPath = join(host.runDir, `${base}.prompt`);
+      const text = investigationPrompt({ slug: p.slug, title: p.title, reason: p.reason, prompt, log, logTail: tailOf(log, LOG_TAIL_BYTES), fixPath, group: p.group, cwd: p.cwd });
+      writePrivate(promptPath, text);
+      const command = [...host.investigator.command];
+      const via = command.some((a) => a.includes('{prompt}')) ? 'argv' : 'stdin';
+      input.send({ type: 'queue.investigationStarted', slug: p.slug, actor: p.actor, fixFile: fixPath, at: new Date(input.now()).toISOString() });
+      host.startJobActor(p.actor, {
+        jobId: `${host.runDir.slice(host.runDir.lastIndexOf('/') + 1)}/${base}`,
+        slug: base,
+        command,
+        cwd: existsSync(p.cwd) ? p.cwd : host.projectDir,
+        prompt: { path: promptPath, via, bytes: Buffer.byteLength(text) },
+        outputLog: join(host.runDir, `${base}.log`),
+        metaPath: join(host.runDir, `${base}.meta.json`),
+        env: { ...host.env, WARDEN_FAILED_LOG: log, WARDEN_FIX_PATH: fixPath },
+        timeouts: host.investigator.timeouts,
+      });
     }),
 
     releaseWorker: fromPromise(async ({ input }: { input: EffectInput<QueueEffects['releaseWorker']> }) => {

@@ -86,6 +86,10 @@ export interface QueueContext {
   resumeSuppressMs: number;
   /** Terminal states are sent to a notifier. */
   notify: boolean;
+  /** Failed jobs are investigated. */
+  investigate: boolean;
+  /** By the failed job's slug: its latest investigation. */
+  investigations: Record<string, Investigation>;
   /** The meter's last word. */
   usage: { utilization: number; resetsAt: string | null; at: string } | null;
   gate: UsageGate;
@@ -135,8 +139,32 @@ export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
 }
 
 /** Whether the queue has nothing left to do: no job pending, blocked, starting or running. */
-export function isDrained(context: Pick<QueueContext, 'jobs'>): boolean {
-  return Object.values(context.jobs).every((job) => !isUnfinished(job));
+export function isDrained(context: Pick<QueueContext, 'jobs'> & Partial<Pick<QueueContext, 'investigations'>>): boolean {
+  const investigating = Object.values(context.investigations ?? {}).some((i) => i.status === 'starting' || i.status === 'running');
+  return !investigating && Object.values(context.jobs).every((job) => !isUnfinished(job));
+}
+
+/** A fix plan's slug: `NN-fix-…` (its failure is not investigated: no recursion). */
+export function isFixPlan(slug: string): boolean {
+  return /^\d+-fix-/.test(slug);
+}
+
+/** The fix plan a failed job's investigation writes: `<NN>-fix-<base>`, NN its group (so the fix runs in the same group). */
+export function fixSlugOf(slug: string, group: number): string {
+  const prefixed = /^(\d+)-(.+)$/.exec(slug);
+  return prefixed ? `${prefixed[1]}-fix-${prefixed[2]}` : `${String(group).padStart(2, '0')}-fix-${slug}`;
+}
+
+/** One investigation of a failed job. */
+export interface Investigation {
+  status: 'starting' | 'running' | 'done' | 'skipped';
+  fixSlug: string;
+  /** Investigations started for this job so far. */
+  count: number;
+  actor: string | null;
+  outcome: string | null;
+  reason: string | null;
+  fixWritten: boolean | null;
 }
 
 /**
@@ -302,6 +330,22 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
   }
 }
 
+/**
+ * A job that has just failed for good is investigated — unless investigations are off, it is
+ * itself a fix plan (no recursion), or one is under way for it. (Whether its fix file exists
+ * already is for the effect to see: then it is skipped.)
+ */
+function investigateIfFailed(context: QueueContext, job: QueueJob, enqueue: { assign: (v: Partial<QueueContext>) => void } & ((action: never) => void)): void {
+  if (!context.investigate || job.status !== 'failed' || isFixPlan(job.slug) || job.jobId === null) return;
+  const current = context.investigations[job.slug];
+  if (current && (current.status === 'starting' || current.status === 'running')) return;
+  const count = (current?.count ?? 0) + 1;
+  const fixSlug = fixSlugOf(job.slug, job.group);
+  const actor = `investigation:${job.slug}#${count}`;
+  enqueue.assign({ investigations: { ...context.investigations, [job.slug]: { status: 'starting', fixSlug, count, actor, outcome: null, reason: null, fixWritten: null } } });
+  enqueue(effect('investigate', { slug: job.slug, title: job.title, reason: job.reason ?? '', jobId: job.jobId, run: job.runs, cwd: job.cwd, group: job.group, fixSlug, actor }));
+}
+
 /** The queue's effects and their params: what the runner runs after logging the step. */
 /** What a notifier is sent when a job reaches a terminal state. */
 export interface JobNotice {
@@ -356,6 +400,7 @@ export function noticesBetween(before: Readonly<Record<string, QueueJob>>, after
 
 export interface QueueEffects {
   notify: JobNotice;
+  investigate: { slug: string; title: string; reason: string; jobId: string; run: number; cwd: string; group: number; fixSlug: string; actor: string };
   startJob: { slug: string; hash: string; run: number; actor: string; jobId: string; cwd: string };
   watchWorker: { slug: string; cwd: string };
   releaseWorker: { slug: string; cwd: string; jobId: string };
@@ -433,6 +478,7 @@ export const queueMachine = setup({
         offsetMs: event.offsetMs,
         resumeSuppressMs: event.resumeSuppressMs,
         notify: event.notify,
+        investigate: event.investigate,
         gate,
         jobs,
       };
@@ -464,6 +510,7 @@ export const queueMachine = setup({
       const jobs = propagateDependencies({ ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } });
       enqueue.assign({ jobs });
       if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+      investigateIfFailed(context, jobs[event.slug]!, enqueue as never);
     }),
     markBlocked: assign(({ context, event }) => {
       if (event.type !== 'queue.jobBlocked') return {};
@@ -486,6 +533,7 @@ export const queueMachine = setup({
       enqueue.assign({ jobs });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
       if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+      investigateIfFailed(context, next, enqueue as never);
       if (next.status === 'retrying' && next.retryAt) {
         enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
       }
@@ -554,6 +602,25 @@ export const queueMachine = setup({
     watchWorker: (_, _params: QueueEffects['watchWorker']) => {},
     releaseWorker: (_, _params: QueueEffects['releaseWorker']) => {},
     notify: (_, _params: QueueEffects['notify']) => {},
+    investigate: (_, _params: QueueEffects['investigate']) => {},
+    investigationStarted: assign(({ context, event }) => {
+      if (event.type !== 'queue.investigationStarted') return {};
+      const current = context.investigations[event.slug];
+      if (!current || current.status !== 'starting') return {};
+      return { investigations: { ...context.investigations, [event.slug]: { ...current, status: 'running' as const, actor: event.actor } } };
+    }),
+    investigationSkipped: assign(({ context, event }) => {
+      if (event.type !== 'queue.investigationSkipped') return {};
+      const current = context.investigations[event.slug];
+      if (!current || current.status !== 'starting') return {};
+      return { investigations: { ...context.investigations, [event.slug]: { ...current, status: 'skipped' as const, reason: event.reason } } };
+    }),
+    investigationFinished: assign(({ context, event }) => {
+      if (event.type !== 'queue.investigationFinished') return {};
+      const current = context.investigations[event.slug];
+      if (!current || current.actor !== event.actor) return {};
+      return { investigations: { ...context.investigations, [event.slug]: { ...current, status: 'done' as const, outcome: event.outcome, reason: event.reason, fixWritten: event.fixWritten } } };
+    }),
   },
   guards: {
     clearsCurrentPause: ({ context, event }) => event.type === 'queue.clearPause' && context.paused?.reason === event.reason,
@@ -577,6 +644,8 @@ export const queueMachine = setup({
     offsetMs: 15 * 60_000,
     resumeSuppressMs: 0,
     notify: false,
+    investigate: false,
+    investigations: {},
     usage: null,
     gate: { open: true, reason: 'fire policy immediate', opensAt: null },
     suppressAutoUntil: null,
@@ -599,6 +668,9 @@ export const queueMachine = setup({
     'queue.usage': { actions: ['recordUsage', 'pick'] },
     'queue.windowReset': { actions: ['windowReset', 'pick'] },
     'queue.retryDue': { actions: ['retryDue', 'pick'] },
+    'queue.investigationStarted': { actions: 'investigationStarted' },
+    'queue.investigationSkipped': { actions: 'investigationSkipped' },
+    'queue.investigationFinished': { actions: 'investigationFinished' },
   },
   states: {
     active: {

@@ -29,6 +29,8 @@ export interface JobStatus {
   dependsOn: string[];
   /** What a job that has not started waits for, in words: dependencies, a retry's backoff, a worker lock, the gate, a pause. */
   waitsFor: string | null;
+  /** Its latest investigation, if it failed and was investigated. */
+  investigation: QueueContext['investigations'][string] | null;
   /** The job actor of its latest run (`warden log` and `replay --at` show it). */
   actor: string | null;
   removed: boolean;
@@ -111,6 +113,7 @@ export function queueStatus(projectDir: string): QueueStatus {
       blockedBy: j.blockedBy,
       dependsOn: j.dependsOn,
       waitsFor: waitsFor(j, queue),
+      investigation: queue.investigations?.[j.slug] ?? null,
       actor: j.actor,
       removed: j.removed,
     }));

@@ -11,7 +11,7 @@
  * started is interrupted without one. Nothing is guessed: each step is an event in the log.
  */
 import { randomUUID } from 'node:crypto';
-import { watch, type FSWatcher } from 'node:fs';
+import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../effects/clock.js';
 import { serveControl, type ControlReply, type ControlRequest, type ControlServer } from '../effects/controlSocket.js';
@@ -27,7 +27,7 @@ import { notifyEffect } from '../effects/notify.js';
 import { fromPromise } from 'xstate';
 import type { EffectInput } from './runner.js';
 import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
-import type { JobInput } from '../store/events/job.events.js';
+import { DEFAULT_JOB_TIMEOUTS, type JobInput } from '../store/events/job.events.js';
 import type { FsyncMode } from '../store/logWriter.js';
 import type { LogRecord } from '../store/record.js';
 import { acquireLease, type LeaseHandle } from './leaseSession.js';
@@ -113,6 +113,11 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     env: config.env?.set ?? {},
     probes: options.probes,
     blockedProbeMs: config.blockedProbeMs ?? 2_000,
+    jobsDir,
+    investigator: {
+      command: config.investigation?.command ?? config.agent?.command ?? DEFAULT_AGENT_COMMAND,
+      timeouts: { ...DEFAULT_JOB_TIMEOUTS, ...config.timeouts, maxDurationMs: config.investigation?.timeoutMs ?? 30 * 60_000 },
+    },
   };
 
   let waitedOnce = false;
@@ -159,6 +164,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
 
   // A job actor's verdict goes to the queue: the only way a job's end reaches it.
   const report = (actor: string) => {
+    if (actor.startsWith('investigation:')) return reportInvestigation(actor);
     if (reported.has(actor) || !actor.startsWith('job:')) return;
     const snapshot = live.snapshot(actor);
     if (snapshot?.status !== 'done') return;
@@ -181,6 +187,20 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       rateLimitResetsAt: meta.rateLimitResetsAt,
       at: new Date(clock.now()).toISOString(),
     });
+  };
+
+  // An investigator's verdict goes to the queue, and the jobs dir is read again (its fix plan runs).
+  const reportInvestigation = (actor: string) => {
+    if (reported.has(actor)) return;
+    const snapshot = live.snapshot(actor);
+    if (snapshot?.status !== 'done') return;
+    reported.add(actor);
+    const entry = Object.entries(view.queue().investigations).find(([, i]) => i.actor === actor);
+    if (!entry) return;
+    const meta = metaOf(snapshot.context as JobContext);
+    const fixFile = join(jobsDir, `${entry[1].fixSlug}.md`);
+    live.send(QUEUE_ACTOR, { type: 'queue.investigationFinished', slug: entry[0], actor, outcome: meta.outcome, reason: meta.reason, fixWritten: existsSync(fixFile) });
+    rescan();
   };
 
   // Notifications in flight: a drained queue waits for them, so none is cut off by the exit.
@@ -221,6 +241,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
       resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
       notify: config.notify !== undefined,
+      investigate: config.investigation?.enabled ?? true,
       at: new Date(clock.now()).toISOString(),
     });
     if (config.meter) {
@@ -273,6 +294,13 @@ function allCompleted(queue: QueueContext): boolean {
 
 /** What a dead run left: see the module comment. */
 function recover(runner: Runner, queue: QueueContext, report: (actor: string) => void, at: string): void {
+  for (const [slug, investigation] of Object.entries(queue.investigations)) {
+    if (investigation.status === 'starting') runner.send(QUEUE_ACTOR, { type: 'queue.investigationSkipped', slug, reason: 'the run that was starting it ended first' });
+    if (investigation.status !== 'running' || !investigation.actor) continue;
+    const snapshot = runner.snapshot(investigation.actor);
+    if (snapshot && snapshot.status !== 'done') runner.send(investigation.actor, { type: 'job.interrupt', reason: 'its scheduler ended while it ran' });
+    else report(investigation.actor);
+  }
   for (const job of Object.values(queue.jobs)) {
     if (job.status !== 'starting' && job.status !== 'running') continue;
     const snapshot = job.actor ? runner.snapshot(job.actor) : undefined;
@@ -304,9 +332,11 @@ function interruptedBeforeStart(job: QueueJob, reason: string, at: string) {
 
 /** Interrupts every running job and waits until each has its verdict (the queue requeues them). */
 async function interruptRunning(runner: Runner, view: SchedulerView, reason: string): Promise<void> {
-  const actors = Object.values(view.queue().jobs)
-    .filter((j) => (j.status === 'running' || j.status === 'starting') && j.actor && runner.snapshot(j.actor)?.status === 'active')
-    .map((j) => j.actor!);
+  const queue = view.queue();
+  const actors = [
+    ...Object.values(queue.jobs).filter((j) => j.status === 'running' || j.status === 'starting').map((j) => j.actor),
+    ...Object.values(queue.investigations).filter((i) => i.status === 'running').map((i) => i.actor),
+  ].filter((actor): actor is string => actor !== null && runner.snapshot(actor)?.status === 'active');
   for (const actor of actors) runner.send(actor, { type: 'job.interrupt', reason });
   await Promise.race([
     Promise.all(actors.map((actor) => runner.waitFor(actor, (s) => s.status === 'done'))),

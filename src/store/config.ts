@@ -105,6 +105,14 @@ export const configSchema = z
       ])
       .optional()
       .describe('the usage meter: a URL or a command answering {"utilization": 0-100, "resetsAt": ISO time or epoch seconds}'),
+    investigation: z
+      .strictObject({
+        enabled: z.boolean().optional().describe('investigate failed jobs').meta({ default: true }),
+        command: z.array(z.string()).min(1).optional().describe('argv of the investigator; default agent.command'),
+        timeoutMs: z.number().int().positive().optional().describe('the investigator is killed past this').meta({ default: 30 * 60_000 }),
+      })
+      .optional()
+      .describe('when a job fails for good (and is not itself a fix plan, NN-fix-…), an agent looks for the root cause and writes a fix-plan job NN-fix-<base>.md into the jobs dir, which then runs; skipped if that file exists'),
     notify: z
       .strictObject({
         command: z.array(z.string()).min(1).optional().describe('argv; gets the job summary as JSON on stdin'),
@@ -116,10 +124,10 @@ export const configSchema = z
       .describe('told once per terminal state of a job (completed, failed, blocked, cancelled, interrupted), never of a deferral; a failing notifier is logged and never stops the queue'),
     retries: z
       .strictObject({
-        max: z.number().int().nonnegative().optional(),
-        initialMs: z.number().int().nonnegative().optional(),
-        factor: z.number().min(1).optional(),
-        maxMs: z.number().int().nonnegative().optional(),
+        max: z.number().int().nonnegative().optional().describe('failed attempts retried at most this often'),
+        initialMs: z.number().int().nonnegative().optional().describe('the wait before the first retry'),
+        factor: z.number().min(1).optional().describe('each further retry waits this many times longer'),
+        maxMs: z.number().int().nonnegative().optional().describe('no wait is longer than this'),
       })
       .optional()
       .describe('retry a failed attempt: at most max times, waiting initialMs, times factor each time, at most maxMs; a job file may override each (default: no retries)')

@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { warden } from '../helpers/cli.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { processGone } from '../helpers/processes.js';
 import { jobProcesses, slugOfJobId, startRun, writeProject } from '../helpers/queueProject.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
-const ours = (id: string) => slugOfJobId(id).startsWith('qf-');
+const ours = (id: string) => /qf-/.test(slugOfJobId(id));
 afterEach(() => {
   expect([...jobProcesses()].filter(([id]) => ours(id)), 'job processes left behind').toEqual([]);
 });
@@ -50,7 +52,6 @@ describe('when jobs fail', () => {
       { slug: 'qf-free', agent: ['--result', 'success'] },
     ]);
     // dependsOn goes in the frontmatter.
-    const { readFileSync, writeFileSync } = await import('node:fs');
     const add = (slug: string, deps: string[]) => {
       const file = join(dir, '.warden', 'jobs', `${slug}.md`);
       writeFileSync(file, readFileSync(file, 'utf8').replace('---\ntitle:', `---\ndependsOn: ${JSON.stringify(deps)}\ntitle:`));
@@ -129,5 +130,44 @@ describe('when jobs fail', () => {
     } finally {
       await hook.close().catch(() => {});
     }
+  }, 60_000);
+
+  it('a failure starts exactly one investigation, whose fix plan then runs; a second failure does not start another while the fix file exists; a failed fix plan starts none', async () => {
+    const dir = tempDir();
+    const pids = join(dir, 'pids.txt');
+    const investigator = ['node', join(import.meta.dirname, '../fixtures/agent/fake-investigator.mjs'), '--pids', pids];
+    writeProject(
+      dir,
+      [
+        { slug: '07-qf-login', agent: ['--lines', '2', '--result', 'error', '--exit', '1'] },
+        { slug: '05-fix-qf-other', agent: ['--result', 'error', '--exit', '1'] },
+      ],
+      { investigation: { command: investigator, timeoutMs: 20_000 } },
+    );
+    const first = await startRun(dir);
+    expect(first.exitCode).toBe(1); // the failed job stays failed; its fix plan completed
+    const status = await statusOf(dir);
+    const by = Object.fromEntries(status.jobs.map((j) => [j.slug, j]));
+    expect(by['07-qf-login']).toMatchObject({ status: 'failed', investigation: { status: 'done', fixSlug: '07-fix-qf-login', fixWritten: true, outcome: 'completed' } });
+    expect(by['07-fix-qf-login']).toMatchObject({ status: 'completed', group: 7 });
+    expect(by['05-fix-qf-other']).toMatchObject({ status: 'failed', investigation: null });
+    const records = () => readLog(join(dir, '.warden', 'events.jsonl')).records;
+    expect(records().filter((r) => r.type === 'queue.investigationStarted').map((r) => (r.data as { slug: string }).slug)).toEqual(['07-qf-login']);
+    // The investigator saw the failed job's log (path in prompt and env) and is gone.
+    const investigatorPid = Number(readFileSync(pids, 'utf8').trim().split(' ')[1]);
+    expect(processGone(investigatorPid)).toBe(true);
+    const init = records().find((r) => r.actor.startsWith('investigation:') && r.type === 'job.firstOutput');
+    expect(init).toBeDefined();
+
+    // The job edited and failing again: no second investigation while its fix file is there.
+    const file = join(dir, '.warden', 'jobs', '07-qf-login.md');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('Do 07-qf-login.', 'Do 07-qf-login, again.'));
+    const second = await startRun(dir);
+    expect(second.exitCode).toBe(1);
+    expect(records().filter((r) => r.type === 'queue.investigationStarted')).toHaveLength(1);
+    expect(records().filter((r) => r.type === 'queue.investigationSkipped').map((r) => r.data)).toEqual([
+      { slug: '07-qf-login', reason: `its fix plan ${join(dir, '.warden', 'jobs', '07-fix-qf-login.md')} exists already` },
+    ]);
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
 });

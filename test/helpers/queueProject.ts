@@ -20,7 +20,8 @@ export function writeProject(dir: string, jobs: readonly TestJob[], config: Reco
   mkdirSync(join(dir, '.warden', 'jobs'), { recursive: true });
   writeFileSync(
     join(dir, '.warden', 'config.json'),
-    JSON.stringify({ concurrencyCap: 2, blockedProbeMs: 100, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 10_000, killAfterMs: 500, idleOutputMs: 20_000 }, ...config }),
+    // Investigations off unless a test asks: a failing job would otherwise start the default agent.
+    JSON.stringify({ concurrencyCap: 2, blockedProbeMs: 100, investigation: { enabled: false }, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 10_000, killAfterMs: 500, idleOutputMs: 20_000 }, ...config }),
   );
   for (const job of jobs) writeJob(dir, job);
 }

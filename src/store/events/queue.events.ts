@@ -65,6 +65,7 @@ export const queueEvents = {
       offsetMs: z.number().int().nonnegative().default(15 * 60_000).describe('on-reset: how long after the window resets jobs start'),
       resumeSuppressMs: z.number().int().nonnegative().default(0).describe('after a manual resume, automatic pauses are ignored this long'),
       notify: z.boolean().default(false).describe('a notifier is configured: each terminal state of a job is sent to it'),
+      investigate: z.boolean().default(false).describe('a failed job (not itself a fix plan) is investigated'),
       at: iso,
     })
     .describe('A scheduler run starts driving the queue: its settings. Jobs left blocked are tried again.'),
@@ -117,6 +118,15 @@ export const queueEvents = {
   'queue.notified': z
     .strictObject({ slug: z.string().min(1), status: z.string(), ok: z.boolean(), via: z.string().describe('url, command, or both'), reason: z.string().nullable().describe('why it failed') })
     .describe('The notifier was called for a job\'s terminal state (a failure is logged here and changes nothing else).'),
+  'queue.investigationStarted': z
+    .strictObject({ slug: z.string().min(1), actor: z.string().min(1), fixFile: z.string().min(1), at: iso })
+    .describe('An investigator runs for a failed job: it is to write a fix-plan job file (and not to fix anything).'),
+  'queue.investigationSkipped': z
+    .strictObject({ slug: z.string().min(1), reason: z.string() })
+    .describe('No investigation: its fix file exists already (or it could not be started).'),
+  'queue.investigationFinished': z
+    .strictObject({ slug: z.string().min(1), actor: z.string().min(1), outcome: z.string(), reason: z.string(), fixWritten: z.boolean() })
+    .describe("An investigator's run ended; the jobs dir is read again, so a fix plan it wrote runs."),
   'queue.retryDue': z.strictObject({ slug: z.string().min(1) }).describe("A failed job's backoff is over: it may be retried (a timer of the queue)."),
   'queue.kick': z
     .strictObject({ at: iso })
@@ -139,6 +149,9 @@ export type QueueEvent =
   | ({ type: 'queue.clearPause' } & z.infer<(typeof queueEvents)['queue.clearPause']>)
   | { type: 'queue.windowReset' }
   | { type: 'queue.retryDue'; slug: string }
+  | ({ type: 'queue.investigationStarted' } & z.infer<(typeof queueEvents)['queue.investigationStarted']>)
+  | ({ type: 'queue.investigationSkipped' } & z.infer<(typeof queueEvents)['queue.investigationSkipped']>)
+  | ({ type: 'queue.investigationFinished' } & z.infer<(typeof queueEvents)['queue.investigationFinished']>)
   | ({ type: 'queue.notified' } & z.infer<(typeof queueEvents)['queue.notified']>)
   | { type: 'effect.failed'; effect: string; causeSeq: number; message: string };
 
