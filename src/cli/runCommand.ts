@@ -51,7 +51,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     });
     display.close();
     if (result.stoppedBy === 'lost') {
-      warn(`lost the lease (epoch ${result.epoch}): another scheduler took over; stopped`);
+      warn(`stopped: ${result.lostReason ?? `lost the lease (epoch ${result.epoch})`}`);
       return 1;
     }
     if (result.stoppedBy === 'stopped') {

@@ -24,6 +24,7 @@ import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.m
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
 import { meterEffect } from '../effects/meter.js';
 import { notifyEffect } from '../effects/notify.js';
+import { supervisorEffects, type SupervisorHost } from '../effects/supervisorEffects.js';
 import { fromPromise } from 'xstate';
 import type { EffectInput } from './runner.js';
 import { concurrencyCapOf, loadConfig } from '../store/configFile.js';
@@ -35,6 +36,7 @@ import type { Runner } from './runner.js';
 
 export const QUEUE_ACTOR = 'queue';
 export const POLL_ACTOR = 'poll';
+export const SUPERVISOR_ACTOR = 'supervisor';
 
 export interface SchedulerOptions {
   /** The project dir (default `.`). */
@@ -79,8 +81,10 @@ export interface SchedulerResult {
   queue: QueueContext;
   /** Every job file has a job, and every job completed. */
   allCompleted: boolean;
-  /** Why it stopped: drained (once), stopped (signal), or lost (the lease was taken over). */
+  /** Why it stopped: drained (once), stopped (signal), or lost (the lease was taken over, or the runner halted). */
   stoppedBy: 'drained' | 'stopped' | 'lost';
+  /** With `lost`: what halted it. */
+  lostReason?: string;
 }
 
 /**
@@ -120,6 +124,23 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     },
   };
 
+  // When each job last showed life (spawned, or wrote): what the supervisor calls quiet.
+  const lastActivity = new Map<string, number>();
+  const supervisorHost = (command: readonly string[]): SupervisorHost => ({
+    command,
+    staleJobs: (staleMs, exclude) => {
+      const now = clock.now();
+      return Object.values((runner!.snapshot(QUEUE_ACTOR)!.context as QueueContext).jobs)
+        .filter((j) => j.status === 'running' && j.actor && !exclude.includes(j.actor) && runner!.snapshot(j.actor)?.status === 'active')
+        .filter((j) => now - (lastActivity.get(j.actor!) ?? now) >= staleMs)
+        .map((j) => ({ actor: j.actor!, slug: j.slug, jobId: j.jobId!, lastOutputAt: lastActivity.has(j.actor!) ? new Date(lastActivity.get(j.actor!)!).toISOString() : null }));
+    },
+    job: (actor) => runner!.snapshot(actor)?.context as JobContext | undefined,
+    sendToJob: (actor, event) => {
+      if (runner!.snapshot(actor)?.status === 'active') runner!.send(actor, event);
+    },
+  });
+
   let waitedOnce = false;
   const lease: LeaseHandle = await acquireLease({
     dir,
@@ -144,6 +165,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       ...queueEffects(host),
       ...(config.meter ? meterEffects(config.meter, () => runner!) : {}),
       ...(config.notify ? { notify: notifyEffect(config.notify) } : {}),
+      ...(config.supervisor ? supervisorEffects(supervisorHost(config.supervisor.command)) : {}),
     },
   });
   runner = lease.runner;
@@ -206,6 +228,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
   // Notifications in flight: a drained queue waits for them, so none is cut off by the exit.
   let notifying = 0;
   const unsubscribe = live.subscribe((record) => {
+    if (record.type === 'job.spawned' || record.type === 'job.output' || record.type === 'job.firstOutput') lastActivity.set(record.actor, Date.parse(record.ts));
     report(record.actor);
     options.onRecord?.(record, view);
     if (record.actor !== QUEUE_ACTOR) return;
@@ -213,7 +236,11 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     if (record.type === 'queue.notified') notifying--;
     if (options.once && scanned && notifying === 0 && isDrained(view.queue())) finish('drained');
   });
-  void lease.lost.then(() => finish('lost'));
+  let lostReason: string | undefined;
+  void lease.lost.then((error) => {
+    lostReason = error.message;
+    finish('lost');
+  });
   const onAbort = () => finish('stopped');
   options.signal?.addEventListener('abort', onAbort, { once: true });
 
@@ -244,6 +271,13 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       investigate: config.investigation?.enabled ?? true,
       at: new Date(clock.now()).toISOString(),
     });
+    if (config.supervisor) {
+      const s = config.supervisor;
+      if (!live.snapshot(SUPERVISOR_ACTOR)) live.start(SUPERVISOR_ACTOR, 'supervisor', {});
+      live.send(SUPERVISOR_ACTOR, { type: 'supervisor.configure', intervalMs: s.intervalMs ?? 15 * 60_000, staleMs: s.staleMs ?? 10 * 60_000, timeoutMs: s.timeoutMs ?? 2 * 60_000, maxConcurrentProbes: s.maxConcurrentProbes ?? 2 });
+    } else if (live.snapshot(SUPERVISOR_ACTOR) && live.snapshot(SUPERVISOR_ACTOR)!.value !== 'off') {
+      live.send(SUPERVISOR_ACTOR, { type: 'supervisor.stop', reason: 'no supervisor in the config' });
+    }
     if (config.meter) {
       if (!live.snapshot(POLL_ACTOR)) live.start(POLL_ACTOR, 'poll', {});
       live.send(POLL_ACTOR, pollConfigure(config.meter, new Date(clock.now()).toISOString()));
@@ -270,11 +304,12 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       // Detached first: jobs interrupted by a stop go back to pending, not started again here,
       // and (unlike a crash) do not use up their requeues.
       if (config.meter) live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'the scheduler is stopping' });
+      if (config.supervisor) live.send(SUPERVISOR_ACTOR, { type: 'supervisor.stop', reason: 'the scheduler is stopping' });
       live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
       await interruptRunning(live, view, 'the scheduler is stopping');
     }
     const queue = view.queue();
-    return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy };
+    return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy, ...(lostReason ? { lostReason } : {}) };
   } finally {
     stopping = true;
     options.signal?.removeEventListener('abort', onAbort);

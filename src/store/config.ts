@@ -105,6 +105,16 @@ export const configSchema = z
       ])
       .optional()
       .describe('the usage meter: a URL or a command answering {"utilization": 0-100, "resetsAt": ISO time or epoch seconds}'),
+    supervisor: z
+      .strictObject({
+        command: z.array(z.string()).min(1).describe('argv of the probe: gets {job, processTree, logTail} as JSON on stdin, answers {verdict: ok|stuck, action: none|kill-descendant|kill-job, targetPid, reason}'),
+        intervalMs: z.number().int().positive().optional().describe('how often running jobs are looked at').meta({ default: 15 * 60_000 }),
+        staleMs: z.number().int().positive().optional().describe('a job whose last output is older than this is probed').meta({ default: 10 * 60_000 }),
+        timeoutMs: z.number().int().positive().optional().describe('a probe not done by then is killed (nothing changes)').meta({ default: 2 * 60_000 }),
+        maxConcurrentProbes: z.number().int().positive().optional().describe('probes at once (never two for one job)').meta({ default: 2 }),
+      })
+      .optional()
+      .describe('probes of running jobs that have gone quiet: a command judges whether a job is stuck and what to kill'),
     investigation: z
       .strictObject({
         enabled: z.boolean().optional().describe('investigate failed jobs').meta({ default: true }),

@@ -5,11 +5,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { warden } from '../helpers/cli.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { processGone } from '../helpers/processes.js';
+import { processGone, useSleepers } from '../helpers/processes.js';
 import { jobProcesses, slugOfJobId, startRun, writeProject } from '../helpers/queueProject.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
+const sleeper = useSleepers();
 const ours = (id: string) => /qf-/.test(slugOfJobId(id));
 afterEach(() => {
   expect([...jobProcesses()].filter(([id]) => ours(id)), 'job processes left behind').toEqual([]);
@@ -170,4 +171,72 @@ describe('when jobs fail', () => {
     ]);
     expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
+
+  describe('the supervisor probe', () => {
+    const PROBE = join(import.meta.dirname, '../fixtures/agent/fake-probe.mjs');
+    const probeConfig = (mode: string[], record: string) => ({ supervisor: { command: ['node', PROBE, ...mode, '--record', record], intervalMs: 250, staleMs: 150, timeoutMs: 600, maxConcurrentProbes: 2 } });
+    const recordsOf = (dir: string) => readLog(join(dir, '.warden', 'events.jsonl')).records;
+
+    it('kills only the stuck descendant a probe names, and the job goes on', async () => {
+      const dir = tempDir();
+      const pids = join(dir, 'pids.txt');
+      writeProject(dir, [{ slug: 'qf-stuck', agent: ['--grandchild', '--pids', pids, '--work', '2500', '--result', 'success'] }], probeConfig(['stuck-sleep'], join(dir, 'probes.txt')));
+      const run = await startRun(dir);
+      expect(run.exitCode, String(run.all)).toBe(0);
+      const grandchild = Number(readFileSync(pids, 'utf8').split('\n').find((l) => l.startsWith('grandchild'))!.split(' ')[1]);
+      const killed = recordsOf(dir).filter((r) => r.type === 'supervisor.killed');
+      expect(killed.map((r) => (r.data as { targetPid: number }).targetPid)).toEqual([grandchild]);
+      expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'completed', killedBy: null });
+      expect(processGone(grandchild)).toBe(true);
+    }, 30_000);
+
+    it('kill-job stops the job through its kill stages, with the reason', async () => {
+      const dir = tempDir();
+      writeProject(dir, [{ slug: 'qf-hopeless', agent: ['--grandchild', '--work', '30000', '--result', 'success'] }], probeConfig(['kill-job'], join(dir, 'probes.txt')));
+      const run = await startRun(dir);
+      expect(run.exitCode).toBe(1);
+      expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'failed', killedBy: 'user', reason: expect.stringContaining('supervisor: stuck: no progress') });
+    }, 30_000);
+
+    it('refuses a kill-descendant for a PID outside the job', async () => {
+      const dir = tempDir();
+      const outsider = sleeper();
+      writeProject(dir, [{ slug: 'qf-quiet', agent: ['--work', '1200', '--result', 'success'] }], probeConfig(['outside', String(outsider.pid)], join(dir, 'probes.txt')));
+      const run = await startRun(dir);
+      expect(run.exitCode, String(run.all)).toBe(0);
+      const refused = recordsOf(dir).filter((r) => r.type === 'supervisor.refused').map((r) => r.data as { targetPid: number; reason: string });
+      expect(refused.length).toBeGreaterThan(0);
+      expect(refused[0]).toMatchObject({ targetPid: outsider.pid, reason: `PID ${outsider.pid} is not a process of job qf-quiet` });
+      expect(processGone(outsider.pid)).toBe(false);
+      expect(recordsOf(dir).filter((r) => r.type === 'supervisor.killed')).toEqual([]);
+    }, 30_000);
+
+    it('a probe that hangs is killed at its timeout, and the next interval probes again; garbage answers change nothing', async () => {
+      const dir = tempDir();
+      const probes = join(dir, 'probes.txt');
+      writeProject(dir, [{ slug: 'qf-slow', agent: ['--work', '3000', '--result', 'success'] }], probeConfig(['hang'], probes));
+      const run = await startRun(dir);
+      expect(run.exitCode, String(run.all)).toBe(0);
+      const failed = recordsOf(dir).filter((r) => r.type === 'supervisor.probeFailed').map((r) => (r.data as { reason: string }).reason);
+      expect(failed.length).toBeGreaterThanOrEqual(2);
+      expect(failed[0]).toBe('the probe did not answer within 600 ms; killed');
+      const probePids = readFileSync(probes, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[0]));
+      expect(probePids.length).toBeGreaterThanOrEqual(2);
+      expect(probePids.filter((pid) => !processGone(pid))).toEqual([]);
+      // Never two probes of one job at once: each probe started after the one before had ended.
+      const types = recordsOf(dir).filter((r) => r.actor === 'supervisor').map((r) => r.type);
+      let inFlight = 0;
+      for (const type of types) {
+        if (type === 'supervisor.stale') inFlight++;
+        if (type === 'supervisor.probeFailed' || type === 'supervisor.answered') inFlight--;
+        expect(inFlight).toBeLessThanOrEqual(1);
+      }
+
+      const other = tempDir();
+      writeProject(other, [{ slug: 'qf-garbled', agent: ['--work', '800', '--result', 'success'] }], probeConfig(['garbage'], join(other, 'probes.txt')));
+      expect((await startRun(other)).exitCode).toBe(0);
+      const garbled = readLog(join(other, '.warden', 'events.jsonl')).records.filter((r) => r.type === 'supervisor.probeFailed').map((r) => (r.data as { reason: string }).reason);
+      expect(garbled[0]).toMatch(/^the probe's answer is not JSON/);
+    }, 30_000);
+  });
 });
