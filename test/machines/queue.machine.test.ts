@@ -256,6 +256,26 @@ describe('dependencies and retries', () => {
   });
 });
 
+describe('investigations', () => {
+  it('a job failed for good is investigated once, outside the cap; a fix plan is not; a retry is not a failure yet', () => {
+    const q = new Queue().send(configure(1, 1, { investigate: true })).send(scanned(spec('07-login', 7), spec('07-next', 7), spec('05-fix-x', 5), spec('flaky', 7, { retries: { max: 1, initialMs: 5, factor: 1, maxMs: 5 } })));
+    q.run('05-fix-x').finish('05-fix-x', 'failed');
+    expect(q.actions.map((a) => a.type)).toEqual(['releaseWorker', 'startJob']); // no investigation of a fix plan
+    q.run('07-login');
+    const failed = q.finish('07-login', 'failed');
+    // The investigation and the next job start in the same step: the investigator takes no slot.
+    expect(failed.actions.map((a) => a.type)).toEqual(['releaseWorker', 'investigate', 'startJob']);
+    expect(failed.actions.find((a) => a.type === 'investigate')?.params).toMatchObject({ slug: '07-login', fixSlug: '07-fix-login', actor: 'investigation:07-login#1', group: 7 });
+    expect(isDrained(q.snapshot.context)).toBe(false);
+    q.send({ type: 'queue.investigationStarted', slug: '07-login', actor: 'investigation:07-login#1', fixFile: '/p/07-fix-login.md', at: T0 });
+    q.run('07-next').finish('07-next');
+    q.run('flaky').finish('flaky', 'failed');
+    expect(q.actions.filter((a) => a.type === 'investigate')).toEqual([]);
+    q.send({ type: 'queue.investigationFinished', slug: '07-login', actor: 'investigation:07-login#1', outcome: 'completed', reason: 'ok', fixWritten: true });
+    expect(q.snapshot.context.investigations['07-login']).toMatchObject({ status: 'done', fixWritten: true });
+  });
+});
+
 describe('notifications', () => {
   it('one notice per terminal state (completed, failed, blocked, cancelled, interrupted for good), none for a deferral, a retry or a requeue', () => {
     const q = new Queue().send(configure(4, 0, { notify: true })).send(
