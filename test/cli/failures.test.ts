@@ -67,7 +67,7 @@ describe('when jobs fail', () => {
     const by = Object.fromEntries(status.jobs.map((j) => [j.slug, j]));
     expect(Object.keys(by).sort()).toEqual(['qf-a', 'qf-b', 'qf-c', 'qf-free']);
     expect(by['qf-a']).toMatchObject({ status: 'failed', exitCode: 2 });
-    expect(by['qf-b']).toMatchObject({ status: 'blocked', reason: 'waits for qf-a, which failed', runs: 0 });
+    expect(by['qf-b']).toMatchObject({ status: 'blocked', reason: 'waits for qf-a, which failed', runs: 0, waitsFor: 'nothing: waits for qf-a, which failed', dependsOn: ['qf-a'] });
     expect(by['qf-c']).toMatchObject({ status: 'blocked', reason: 'waits for qf-a, which failed (through qf-b)', runs: 0 });
     expect(by['qf-free']).toMatchObject({ status: 'completed' });
     expect(status.problems.map((p) => `${p.file.split('/').pop()}: ${p.problem}`).sort()).toEqual([
@@ -86,7 +86,7 @@ describe('when jobs fail', () => {
     const run = await startRun(dir);
     expect(run.exitCode, String(run.all)).toBe(0);
     const status = await statusOf(dir);
-    expect(status.jobs[0]).toMatchObject({ status: 'completed', attempts: 3, runs: 3 });
+    expect(status.jobs[0]).toMatchObject({ status: 'completed', attempts: 3, runs: 3, waitsFor: null });
     const records = readLog(join(dir, '.warden', 'events.jsonl')).records;
     const exits = records.filter((r) => r.type === 'job.exited').map((r) => Date.parse((r.data as { at: string }).at));
     const spawns = records.filter((r) => r.type === 'job.spawned').map((r) => Date.parse((r.data as { startedAt: string }).startedAt));

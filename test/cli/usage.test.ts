@@ -45,6 +45,7 @@ describe('warden run with a usage meter', () => {
     expect(json.meter).toMatchObject({ utilization: 95, failures: 0 });
     expect(['waiting', 'polling']).toContain(json.meter.state);
     expect(json.jobs.map((j: { status: string }) => j.status)).toEqual(['pending', 'pending']);
+    expect(json.jobs[0].waitsFor).toBe('the usage gate (when-available: utilization 95% ≥ 80%)');
     usage.set(30);
     const result = await run;
     expect(result.exitCode, String(result.all)).toBe(0);
