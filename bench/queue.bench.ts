@@ -6,17 +6,27 @@
  * own node startup once per sample (timed from spawn to exit):
  * - floor: `node bench/fixtures/spawnMany.mjs DIRS 8`: a fresh node that imports execa and runs
  *   `await execa('true', [], { cwd })` for each of the 1,000 directories, 8 lanes at a time.
+ * - floor with Warden's per-job guarantees: `node bench/fixtures/spawnGuarded.mjs DIRS 8 RUNS`: the
+ *   same, plus per job exactly the work Warden must do by design and nothing else (no log, no state
+ *   machines, no schema checks; it imports nothing from src/): the worker lock taken (mkdir
+ *   `.runtime`, open `agent.lock.flock`, flock(1) on fd 3, `agent.lock` written by temp + rename),
+ *   a prompt file written and given as stdin (`stdin: {file}`), an output log opened, the job run
+ *   `detached`, one scan of /proc/<pid>/stat after its exit, a meta file by temp + rename, and the
+ *   lock released (flock(1) again, unlink). Warden ÷ this floor is Warden's own bookkeeping; this
+ *   floor ÷ the plain one is the cost of the guarantees themselves.
  * - Warden: `node dist/cli/main.js run --dir PROJECT --once` on a fresh project: 1,000 job files
  *   (`job0001.md` …, no `NN-` prefix, so all in group 99), each `command: ["true"]`, its own cwd
  *   `w/0001` … (so no two share a worker lock), prompt "go" (written to the job's stdin), and
  *   `.warden/config.json` `{"concurrencyCap": 8}`.
- * - ref: the fixed parts: `warden run --once` on a project with an empty jobs dir, and the floor
+ * - ref: the fixed parts: `warden run --once` on a project with an empty jobs dir, and each floor
  *   script with an empty list (node + execa import).
  *
  * Each sample gets a freshly generated tree before its timer starts (a second run would find every
  * job completed). After each Warden sample, untimed: exit 0, "1000 of 1000 jobs completed" on
  * stdout, `warden status --dir PROJECT --json` lists 1,000 jobs all `completed`, every worker
  * lock released, and the job files' run ids noted so that the end can check /proc for leftovers.
+ * After each guarded-floor sample: exit 0 ("N of N ran": every job exited 0 and its scan saw no
+ * leftover), no `agent.lock` left, an `agent.lock.flock` in every cwd, a meta file per job.
  * The log of each sample is read for the per-job phase breakdown (record timestamps).
  *
  * Rounds are interleaved (order rotated each round) after one warm-up round on a small queue.
@@ -54,6 +64,7 @@ const CLI = process.env.WARDEN_BENCH_CLI ? resolve(process.env.WARDEN_BENCH_CLI)
 /** The build dir that holds it (dist/ for the default). */
 const DIST = dirname(dirname(CLI));
 const FLOOR = join(REPO, 'bench', 'fixtures', 'spawnMany.mjs');
+const GUARDED = join(REPO, 'bench', 'fixtures', 'spawnGuarded.mjs');
 const NODE = process.execPath;
 
 const CHILD_ENV: NodeJS.ProcessEnv = { ...process.env };
@@ -120,6 +131,22 @@ function checkFloor(run: Run, jobs: number): void {
   if (run.status !== 0) fail('floor', run, 'expected exit 0');
   if (lastLine(run.stdout) !== `${jobs} of ${jobs} ran`) fail('floor', run, `stdout ends "${lastLine(run.stdout)}"`);
 }
+
+/** The guarded floor's sample: its stdout, and the traces its per-job work must have left. */
+function checkGuarded(project: Project, run: Run, jobs: number): void {
+  if (run.status !== 0) fail('guarded floor', run, 'expected exit 0');
+  if (lastLine(run.stdout) !== `${jobs} of ${jobs} ran`) fail('guarded floor', run, `stdout ends "${lastLine(run.stdout)}"`);
+  const held = project.cwds.filter((cwd) => existsSync(join(cwd, '.runtime', 'agent.lock')));
+  if (held.length > 0) throw new Error(`queue bench: guarded floor: ${held.length} worker locks still there after the run, e.g. ${held[0]}`);
+  const unflocked = project.cwds.filter((cwd) => !existsSync(join(cwd, '.runtime', 'agent.lock.flock')));
+  if (unflocked.length > 0) throw new Error(`queue bench: guarded floor: ${unflocked.length} cwds without an agent.lock.flock, e.g. ${unflocked[0]}`);
+  const files = jobs === 0 ? [] : readdirSync(guardedRuns(project));
+  const metas = files.filter((f) => f.endsWith('.meta.json')).length;
+  const temps = files.filter((f) => f.endsWith('.tmp')).length;
+  if (metas !== jobs || temps > 0) throw new Error(`queue bench: guarded floor: ${metas} meta files (expected ${jobs}), ${temps} temp files left`);
+}
+
+const guardedRuns = (project: Project) => join(project.dir, 'guarded-runs');
 
 interface StatusJson {
   cap: number;
@@ -279,9 +306,9 @@ const sec = (s: number) => `${s.toFixed(1)} s`;
 
 export const queueBench: Bench = {
   name: 'queue',
-  title: `${count(JOBS)} trivial jobs (\`true\`), cap ${CAP}: \`warden run --once\` vs execa ${CAP} at a time in a fresh node`,
+  title: `${count(JOBS)} trivial jobs (\`true\`), cap ${CAP}: \`warden run --once\` vs execa ${CAP} at a time in a fresh node, bare and with Warden's per-job guarantees`,
   async run() {
-    for (const file of [CLI, FLOOR]) if (!existsSync(file)) throw new Error(`queue bench: ${file} is missing${file === CLI ? '; run `npm run build` first' : ''}`);
+    for (const file of [CLI, FLOOR, GUARDED]) if (!existsSync(file)) throw new Error(`queue bench: ${file} is missing${file === CLI ? '; run `npm run build` first' : ''}`);
     const stale = ['runner/scheduler', 'effects/queueEffects', 'effects/jobProcess', 'cli/runCommand', 'machines/queue.machine'].filter((p) => {
       const src = join(REPO, 'src', `${p}.ts`);
       const out = join(DIST, `${p}.js`);
@@ -305,6 +332,14 @@ export const queueBench: Bench = {
           return { cwd: base, args: [FLOOR, project.dirsFile, String(CAP)], project };
         },
         check: (_project, run) => checkFloor(run, jobs),
+      },
+      {
+        label: `floor with Warden's per-job guarantees: node spawnGuarded.mjs — lock, prompt, log, execa detached, /proc scan, meta, unlock; ${CAP} lanes`,
+        prepare: () => {
+          const project = fresh(jobs);
+          return { cwd: base, args: [GUARDED, project.dirsFile, String(CAP), guardedRuns(project)], project };
+        },
+        check: (project, run) => checkGuarded(project, run, jobs),
       },
       {
         label: `warden run --once, ${count(jobs)} jobs, cap ${CAP}`,
@@ -332,6 +367,14 @@ export const queueBench: Bench = {
           return { cwd: base, args: [FLOOR, project.dirsFile, String(CAP)], project };
         },
         check: (_project, run) => checkFloor(run, 0),
+      },
+      {
+        label: 'ref: guarded floor script, empty list',
+        prepare: () => {
+          const project = fresh(0);
+          return { cwd: base, args: [GUARDED, project.dirsFile, String(CAP), guardedRuns(project)], project };
+        },
+        check: (project, run) => checkGuarded(project, run, 0),
       },
     ];
     const sample = (c: Contender): number => {
@@ -368,19 +411,25 @@ export const queueBench: Bench = {
           const i = (k + r) % timed.length;
           const s = sample(timed[i]!);
           seconds[i]!.push(s);
-          line.push(`${['floor', 'warden', 'warden-empty', 'floor-empty'][i]} ${fmtMs(s)} ms`);
+          line.push(`${['floor', 'guarded', 'warden', 'warden-empty', 'floor-empty', 'guarded-empty'][i]} ${fmtMs(s)} ms`);
         }
         console.log(`  round ${r + 1}/${REPS} (${sec(Number(process.hrtime.bigint() - t) / 1e9)} with trees and checks): ${line.join(', ')}`);
       }
       const left = leftovers();
       if (left.length > 0) throw new Error(`queue bench: LEFT RUNNING: ${left.join('; ')}`);
 
-      const [floorS, wardenS, wardenEmptyS, floorEmptyS] = seconds as [number[], number[], number[], number[]];
-      const [floorMed, wardenMed, wardenEmptyMed, floorEmptyMed] = seconds.map((s) => median(s)) as [number, number, number, number];
+      const [floorS, guardedS, wardenS, wardenEmptyS, floorEmptyS, guardedEmptyS] = seconds as [number[], number[], number[], number[], number[], number[]];
+      const [floorMed, guardedMed, wardenMed, wardenEmptyMed, floorEmptyMed, guardedEmptyMed] = seconds.map((s) => median(s)) as [number, number, number, number, number, number];
       printTable(
         `queue: ${count(JOBS)} jobs, cap ${CAP}, child processes, median of ${REPS}`,
-        ['contender', 'ms', 'ms range', '÷ floor'],
-        timed.map((c, i) => [c.label, fmtMs(median(seconds[i]!)), `${fmtMs(min(seconds[i]!))}–${fmtMs(max(seconds[i]!))}`, `${(median(seconds[i]!) / floorMed).toFixed(2)}x`]),
+        ['contender', 'ms', 'ms range', '÷ floor', '÷ guarded floor'],
+        timed.map((c, i) => [
+          c.label,
+          fmtMs(median(seconds[i]!)),
+          `${fmtMs(min(seconds[i]!))}–${fmtMs(max(seconds[i]!))}`,
+          `${(median(seconds[i]!) / floorMed).toFixed(2)}x`,
+          `${(median(seconds[i]!) / guardedMed).toFixed(2)}x`,
+        ]),
       );
 
       const factor = wardenMed / floorMed;
@@ -391,6 +440,16 @@ export const queueBench: Bench = {
       const netFloor = floorS.map((s, i) => s - floorEmptyS[i]!);
       const netOverhead = netWarden.map((s, i) => ((s - netFloor[i]!) / JOBS) * 1000);
       const netFactor = netWarden.map((s, i) => s / netFloor[i]!);
+      // Against the floor with the same per-job guarantees (each round paired).
+      const vsGuarded = wardenS.map((s, i) => s / guardedS[i]!);
+      const guardedVsFloor = guardedS.map((s, i) => s / floorS[i]!);
+      const overGuardedMs = wardenS.map((s, i) => ((s - guardedS[i]!) / JOBS) * 1000);
+      const guaranteesMs = guardedS.map((s, i) => ((s - floorS[i]!) / JOBS) * 1000);
+      const netGuarded = guardedS.map((s, i) => s - guardedEmptyS[i]!);
+      const netVsGuarded = netWarden.map((s, i) => s / netGuarded[i]!);
+      const netOverGuardedMs = netWarden.map((s, i) => ((s - netGuarded[i]!) / JOBS) * 1000);
+      // Of Warden's overhead over the plain floor, the share the guarantees account for.
+      const guaranteesShare = wardenS.map((s, i) => (guardedS[i]! - floorS[i]!) / (s - floorS[i]!));
       const pass = factor <= TARGET_FACTOR;
       printTable(
         'queue: ratios and overhead (medians; range over the rounds, each round paired)',
@@ -409,6 +468,23 @@ export const queueBench: Bench = {
           ],
           ['same, as a ratio: (warden − empty) ÷ (floor − empty)', `${median(netFactor).toFixed(2)}x`, `${min(netFactor).toFixed(2)}x–${max(netFactor).toFixed(2)}x`, '-', 'info'],
           ['ms per job: warden / floor (each ÷ jobs)', `${fmtMs(wardenMed / JOBS)} / ${fmtMs(floorMed / JOBS)}`, '-', '-', 'info'],
+        ],
+      );
+      const rangeX = (v: number[]) => `${min(v).toFixed(2)}x–${max(v).toFixed(2)}x`;
+      const rangeN = (v: number[]) => `${min(v).toFixed(2)}–${max(v).toFixed(2)}`;
+      printTable(
+        "queue: against the floor with Warden's per-job guarantees (medians; range over the rounds, each round paired)",
+        ['case', 'value', 'range', 'target', 'verdict'],
+        [
+          ['warden ms ÷ guarded floor ms (Warden\'s own bookkeeping)', `${(wardenMed / guardedMed).toFixed(2)}x`, rangeX(vsGuarded), '-', 'info'],
+          ['guarded floor ms ÷ floor ms (the guarantees themselves)', `${(guardedMed / floorMed).toFixed(2)}x`, rangeX(guardedVsFloor), '-', 'info'],
+          [`overhead per job over the guarded floor: (warden − guarded) / ${count(JOBS)}, ms`, (((wardenMed - guardedMed) / JOBS) * 1000).toFixed(2), rangeN(overGuardedMs), '-', 'info'],
+          [`cost of the guarantees per job: (guarded − floor) / ${count(JOBS)}, ms`, (((guardedMed - floorMed) / JOBS) * 1000).toFixed(2), rangeN(guaranteesMs), '-', 'info'],
+          ['share of warden − floor that the guarantees account for: (guarded − floor) ÷ (warden − floor)', `${(median(guaranteesShare) * 100).toFixed(0)}%`, `${(min(guaranteesShare) * 100).toFixed(0)}%–${(max(guaranteesShare) * 100).toFixed(0)}%`, '-', 'info'],
+          ['fixed startup: guarded floor script, empty list, ms', fmtMs(guardedEmptyMed), `${fmtMs(min(guardedEmptyS))}–${fmtMs(max(guardedEmptyS))}`, '-', 'info'],
+          ['without startup: (warden − empty) ÷ (guarded − empty)', `${median(netVsGuarded).toFixed(2)}x`, rangeX(netVsGuarded), '-', 'info'],
+          [`without startup: ((warden − empty) − (guarded − empty)) / ${count(JOBS)}, ms`, median(netOverGuardedMs).toFixed(2), rangeN(netOverGuardedMs), '-', 'info'],
+          ['ms per job: warden / guarded floor / floor (each ÷ jobs)', `${fmtMs(wardenMed / JOBS)} / ${fmtMs(guardedMed / JOBS)} / ${fmtMs(floorMed / JOBS)}`, '-', '-', 'info'],
         ],
       );
 
@@ -463,6 +539,14 @@ export const queueBench: Bench = {
           floor: JOBS / median(netFloor),
           measured: JOBS / median(netWarden),
           ratio: median(netFloor) / median(netWarden),
+        },
+        {
+          bench: 'queue',
+          case: `same, vs a floor with Warden's per-job guarantees (lock, prompt, log, detached, /proc scan, meta, unlock)`,
+          unit: 'jobs/s',
+          floor: JOBS / guardedMed,
+          measured: JOBS / wardenMed,
+          ratio: guardedMed / wardenMed,
         },
       ];
       return results;
