@@ -330,6 +330,11 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
   }
 }
 
+/** A notice for each job that reached a terminal state in this step, if a notifier is configured. */
+function notifyChanges(context: QueueContext, jobs: Record<string, QueueJob>, enqueue: (action: never) => void): void {
+  if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+}
+
 /**
  * A job that has just failed for good is investigated — unless investigations are off, it is
  * itself a fix plan (no recursion), or one is under way for it. (Whether its fix file exists
@@ -488,7 +493,7 @@ export const queueMachine = setup({
       if (event.type !== 'queue.scanned') return;
       const jobs = propagateDependencies(reconcile(context.jobs, event.jobs));
       enqueue.assign({ jobs, problems: event.problems });
-      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+      notifyChanges(context, jobs, enqueue as never);
     }),
     retryDue: assign(({ context, event }) => {
       if (event.type !== 'queue.retryDue') return {};
@@ -509,7 +514,7 @@ export const queueMachine = setup({
       const status = event.retry ? ('pending' as const) : ('failed' as const);
       const jobs = propagateDependencies({ ...context.jobs, [event.slug]: { ...job, status, reason: event.reason, attempts: event.retry ? job.attempts : job.attempts + 1 } });
       enqueue.assign({ jobs });
-      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+      notifyChanges(context, jobs, enqueue as never);
       investigateIfFailed(context, jobs[event.slug]!, enqueue as never);
     }),
     markBlocked: assign(({ context, event }) => {
@@ -532,7 +537,7 @@ export const queueMachine = setup({
       const jobs = propagateDependencies({ ...context.jobs, [event.slug]: next });
       enqueue.assign({ jobs });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
-      if (context.notify) for (const notice of noticesBetween(context.jobs, jobs, context.runId)) enqueue(effect('notify', notice));
+      notifyChanges(context, jobs, enqueue as never);
       investigateIfFailed(context, next, enqueue as never);
       if (next.status === 'retrying' && next.retryAt) {
         enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
