@@ -101,6 +101,32 @@ export class LockPathError extends WardenError {
   }
 }
 
+/** The control socket's path is unusable: too long, or something other than a socket is there. */
+export class ControlPathError extends WardenError {
+  readonly code = 'control_path';
+  readonly exitCode = 2;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = 'ControlPathError';
+  }
+}
+
+/** A scheduler listens on the control socket but gave no usable answer. */
+export class ControlReplyError extends WardenError {
+  readonly code = 'control_reply';
+  readonly exitCode = 1;
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${reason} (control socket ${path})`);
+    this.name = 'ControlReplyError';
+  }
+}
+
 /** A file the lease keeps (the epoch high-water mark) holds something it did not write. */
 export class LeaseFormatError extends WardenError {
   readonly code = 'lease_format';

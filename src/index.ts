@@ -92,5 +92,7 @@ export {
   LockHeldError,
   LockFormatError,
   FlockTimeoutError,
+  ControlPathError,
+  ControlReplyError,
   ToolError,
 } from './errors.js';

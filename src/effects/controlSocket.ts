@@ -27,7 +27,10 @@ import { chmodSync, linkSync, lstatSync, mkdirSync, readdirSync, unlinkSync, typ
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
-import { UsageError, WardenError } from '../errors.js';
+import { ControlPathError, ControlReplyError, UsageError } from '../errors.js';
+
+// Its errors live with the others in errors.ts; re-exported for callers of this module.
+export { ControlPathError, ControlReplyError } from '../errors.js';
 import { describeIssue } from '../store/catalogue.js';
 
 export type ControlRequest = { command: 'pause'; reason?: string } | { command: 'resume' } | { command: 'kick' };
@@ -57,32 +60,6 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 export const MAX_REPLY_BYTES = 4 * 1024 * 1024;
 /** sun_path holds 108 bytes on Linux, the last of them the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
-
-/** The control socket's path is unusable: too long, or something other than a socket is there. */
-export class ControlPathError extends WardenError {
-  readonly code = 'control_path';
-  readonly exitCode = 2;
-  constructor(
-    readonly path: string,
-    readonly reason: string,
-  ) {
-    super(`${path}: ${reason}`);
-    this.name = 'ControlPathError';
-  }
-}
-
-/** A scheduler listens on the control socket but gave no usable answer. */
-export class ControlReplyError extends WardenError {
-  readonly code = 'control_reply';
-  readonly exitCode = 1;
-  constructor(
-    readonly path: string,
-    readonly reason: string,
-  ) {
-    super(`${reason} (control socket ${path})`);
-    this.name = 'ControlReplyError';
-  }
-}
 
 const COMMANDS = ['pause', 'resume', 'kick'] as const;
 

@@ -4,12 +4,11 @@
  * queue as `queue.notified` with `ok: false`); it never stops the queue. A command runs in a
  * process group of its own and is killed, with all it started, at its timeout.
  */
-import { randomUUID } from 'node:crypto';
-import { execa } from 'execa';
 import { fromPromise } from 'xstate';
 import type { JobNotice } from '../machines/queue.machine.js';
 import type { EffectInput } from '../runner/runner.js';
-import { killJobRemains } from './processTree.js';
+import { FAILURE_DEFAULTS } from '../store/configDefaults.js';
+import { runBounded } from './boundedCommand.js';
 
 export interface NotifyConfig {
   command?: readonly string[];
@@ -20,7 +19,7 @@ export interface NotifyConfig {
 /** Sends one notice; resolves with what went wrong, one line per notifier (empty: all went through). */
 export async function sendNotice(config: NotifyConfig, notice: JobNotice): Promise<string[]> {
   const body = `${JSON.stringify(notice)}\n`;
-  const timeoutMs = config.timeoutMs ?? 10_000;
+  const timeoutMs = config.timeoutMs ?? FAILURE_DEFAULTS.notify.timeoutMs;
   const problems: string[] = [];
   await Promise.all([
     config.url ? post(config.url, body, timeoutMs).then((p) => p && problems.push(`url: ${p}`)) : undefined,
@@ -42,15 +41,8 @@ async function post(url: string, body: string, timeoutMs: number): Promise<strin
 }
 
 async function run(command: readonly string[], body: string, timeoutMs: number): Promise<string | null> {
-  const id = `notify:${randomUUID()}`;
-  const child = execa(command[0]!, command.slice(1), { input: body, detached: true, reject: false, cleanup: false, env: { WARDEN_JOB_ID: id }, timeout: timeoutMs, killSignal: 'SIGKILL' });
-  const result = await child;
-  // Nothing it started may outlive it.
-  await killJobRemains(id, child.pid ?? null, 2_000);
-  if (result.timedOut) return `did not finish within ${timeoutMs} ms; killed`;
-  if (result.failed && result.exitCode === undefined) return result.shortMessage ?? 'could not run';
-  if (result.exitCode !== 0) return `exited ${result.exitCode ?? result.signal}`;
-  return null;
+  const result = await runBounded(command, { kind: 'notify', input: body, timeoutMs });
+  return result.ok ? null : result.reason;
 }
 
 /** The queue's `notify` effect: the notice sent, and the outcome reported back as `queue.notified`. */

@@ -4,7 +4,7 @@
  * finished job's lock go. Like every effect, they report back through events the runner logs
  * before the queue sees them; the queue itself reads no file.
  */
-import { closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromCallback, fromPromise } from 'xstate';
 import { LockFormatError, LockHeldError } from '../errors.js';
@@ -13,6 +13,8 @@ import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts } from '../store/events/job.events.js';
 import type { JobSpec, Retries } from '../store/events/queue.events.js';
 import { readJobsDir, type JobFile } from '../store/jobFile.js';
+import { FAILURE_DEFAULTS } from '../store/configDefaults.js';
+import { fileTail } from './boundedCommand.js';
 import { WARDEN_JOB_SESSION_PREFIX, defaultProbes, type SessionProbe } from './sessionProbes.js';
 import { acquireWorkerLock, releaseWorkerLock, workerLockStatus } from './workerLock.js';
 
@@ -37,7 +39,6 @@ export interface ScanOptions {
   retries?: Partial<Retries>;
 }
 
-const NO_RETRIES: Retries = { max: 0, initialMs: 30_000, factor: 2, maxMs: 10 * 60_000 };
 
 /** Reads the jobs dir into specs: cwd resolved against the project dir, config defaults applied. */
 export function scanJobs(options: ScanOptions): ScanResult {
@@ -78,7 +79,7 @@ export function scanJobs(options: ScanOptions): ScanResult {
 }
 
 function retriesOf(config: Partial<Retries> | undefined, job: Partial<Retries> | undefined): Retries | null {
-  const retries = { ...NO_RETRIES, ...config, ...job };
+  const retries: Retries = { ...FAILURE_DEFAULTS.retries, ...config, ...job };
   return retries.max > 0 ? retries : null;
 }
 
@@ -144,24 +145,6 @@ export interface QueueHost {
 
 /** How much of a failed job's log its investigator is shown (the full log's path is given too). */
 const LOG_TAIL_BYTES = 8 * 1024;
-
-function tailOf(path: string, bytes: number): string {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch {
-    return '(no log)';
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const length = Math.min(size, bytes);
-    const buffer = Buffer.alloc(length);
-    readSync(fd, buffer, 0, length, size - length);
-    return buffer.toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** The investigator's prompt: the failed job's prompt, why it failed, its log's tail and path, and what to write where. */
 export function investigationPrompt(p: { slug: string; title: string; reason: string; prompt: string; log: string; logTail: string; fixPath: string; group: number; cwd: string }): string {
@@ -298,7 +281,7 @@ export function queueEffects(host: QueueHost): EffectHandlers {
       const base = `investigation-${p.actor.slice(p.actor.indexOf(':') + 1)}`;
       mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
       const promptPath = join(host.runDir, `${base}.prompt`);
-      const text = investigationPrompt({ slug: p.slug, title: p.title, reason: p.reason, prompt, log, logTail: tailOf(log, LOG_TAIL_BYTES), fixPath, group: p.group, cwd: p.cwd });
+      const text = investigationPrompt({ slug: p.slug, title: p.title, reason: p.reason, prompt, log, logTail: existsSync(log) ? fileTail(log, LOG_TAIL_BYTES) : '(no log)', fixPath, group: p.group, cwd: p.cwd });
       writePrivate(promptPath, text);
       const command = [...host.investigator.command];
       const via = command.some((a) => a.includes('{prompt}')) ? 'argv' : 'stdin';

@@ -4,14 +4,13 @@
  * on stdout, bounded by a timeout that kills it with all it started), and the kills a verdict asks
  * for — a descendant only if it really is one of that job's processes.
  */
-import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { execa } from 'execa';
+import { readFileSync } from 'node:fs';
 import { fromPromise } from 'xstate';
 import type { JobContext } from '../machines/job.machine.js';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import { verdictSchema } from '../store/events/supervisor.events.js';
-import { jobProcesses, killJobRemains, listProcesses } from './processTree.js';
+import { fileTail, runBounded } from './boundedCommand.js';
+import { jobProcesses, listProcesses } from './processTree.js';
 
 export interface SupervisorHost {
   /** Running jobs whose last output (or start) is older than `staleMs`, but those in `exclude`. */
@@ -23,22 +22,6 @@ export interface SupervisorHost {
 }
 
 const TAIL_BYTES = 8 * 1024;
-
-function tail(path: string): string {
-  try {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    try {
-      const size = fstatSync(fd).size;
-      const buffer = Buffer.alloc(Math.min(size, TAIL_BYTES));
-      readSync(fd, buffer, 0, buffer.length, size - buffer.length);
-      return buffer.toString('utf8');
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return '';
-  }
-}
 
 function commandLine(pid: number): string {
   try {
@@ -71,29 +54,16 @@ export function supervisorEffects(host: SupervisorHost): EffectHandlers {
       const request = {
         job: { slug, jobId, pid: context?.pid ?? null, startedAt: context?.startedAt ?? null, cwd: context?.cwd ?? null, log: context?.outputLog ?? null },
         processTree: context ? processTreeOf(context) : [],
-        logTail: context ? tail(context.outputLog) : '',
+        logTail: context ? fileTail(context.outputLog, TAIL_BYTES) : '',
       };
-      const id = `probe:${randomUUID()}`;
-      const child = execa(host.command[0]!, host.command.slice(1), {
-        input: JSON.stringify(request),
-        detached: true,
-        reject: false,
-        cleanup: false,
-        env: { WARDEN_JOB_ID: id },
-        timeout: timeoutMs,
-        killSignal: 'SIGKILL',
-        maxBuffer: 1024 * 1024,
-      });
-      const result = await child;
-      await killJobRemains(id, child.pid ?? null, 2_000);
+      const result = await runBounded(host.command, { kind: 'probe', input: JSON.stringify(request), timeoutMs });
       const fail = (reason: string) => input.send({ type: 'supervisor.probeFailed', actor, slug, reason });
-      if (result.timedOut) return fail(`the probe did not answer within ${timeoutMs} ms; killed`);
-      if (result.exitCode !== 0) return fail(`the probe exited ${result.exitCode ?? result.signal ?? 'without running'}`);
+      if (!result.ok) return fail(result.timedOut ? `the probe did not answer within ${timeoutMs} ms; killed` : `the probe ${result.reason}`);
       let answer: unknown;
       try {
-        answer = JSON.parse(String(result.stdout));
+        answer = JSON.parse(result.stdout);
       } catch {
-        return fail(`the probe's answer is not JSON: ${JSON.stringify(String(result.stdout).slice(0, 80))}`);
+        return fail(`the probe's answer is not JSON: ${JSON.stringify(result.stdout.slice(0, 80))}`);
       }
       const verdict = verdictSchema.safeParse(answer);
       if (!verdict.success) return fail(`the probe's answer is not a verdict: ${verdict.error.issues[0]?.path.join('.') || '(root)'}: ${verdict.error.issues[0]?.message}`);

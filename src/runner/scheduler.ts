@@ -21,7 +21,7 @@ import type { SessionProbe } from '../effects/sessionProbes.js';
 import { LeaseLostError } from '../errors.js';
 import { metaOf, type JobContext } from '../machines/job.machine.js';
 import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
-import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, type WardenConfig } from '../store/config.js';
+import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, FAILURE_DEFAULTS, type WardenConfig } from '../store/config.js';
 import { meterEffect } from '../effects/meter.js';
 import { notifyEffect } from '../effects/notify.js';
 import { supervisorEffects, type SupervisorHost } from '../effects/supervisorEffects.js';
@@ -120,7 +120,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     jobsDir,
     investigator: {
       command: config.investigation?.command ?? config.agent?.command ?? DEFAULT_AGENT_COMMAND,
-      timeouts: { ...DEFAULT_JOB_TIMEOUTS, ...config.timeouts, maxDurationMs: config.investigation?.timeoutMs ?? 30 * 60_000 },
+      timeouts: { ...DEFAULT_JOB_TIMEOUTS, ...config.timeouts, maxDurationMs: config.investigation?.timeoutMs ?? FAILURE_DEFAULTS.investigation.timeoutMs },
     },
   };
 
@@ -268,20 +268,20 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
       resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
       notify: config.notify !== undefined,
-      investigate: config.investigation?.enabled ?? true,
+      investigate: config.investigation?.enabled ?? FAILURE_DEFAULTS.investigation.enabled,
       at: new Date(clock.now()).toISOString(),
     });
     if (config.supervisor) {
-      const s = config.supervisor;
+      const { command: _command, ...settings } = config.supervisor;
       if (!live.snapshot(SUPERVISOR_ACTOR)) live.start(SUPERVISOR_ACTOR, 'supervisor', {});
-      live.send(SUPERVISOR_ACTOR, { type: 'supervisor.configure', intervalMs: s.intervalMs ?? 15 * 60_000, staleMs: s.staleMs ?? 10 * 60_000, timeoutMs: s.timeoutMs ?? 2 * 60_000, maxConcurrentProbes: s.maxConcurrentProbes ?? 2 });
-    } else if (live.snapshot(SUPERVISOR_ACTOR) && live.snapshot(SUPERVISOR_ACTOR)!.value !== 'off') {
+      live.send(SUPERVISOR_ACTOR, { type: 'supervisor.configure', ...FAILURE_DEFAULTS.supervisor, ...settings });
+    } else if ((live.snapshot(SUPERVISOR_ACTOR)?.value ?? 'off') !== 'off') {
       live.send(SUPERVISOR_ACTOR, { type: 'supervisor.stop', reason: 'no supervisor in the config' });
     }
     if (config.meter) {
       if (!live.snapshot(POLL_ACTOR)) live.start(POLL_ACTOR, 'poll', {});
       live.send(POLL_ACTOR, pollConfigure(config.meter, new Date(clock.now()).toISOString()));
-    } else if (live.snapshot(POLL_ACTOR)?.value !== undefined && live.snapshot(POLL_ACTOR)?.value !== 'stopped') {
+    } else if ((live.snapshot(POLL_ACTOR)?.value ?? 'stopped') !== 'stopped') {
       live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'no meter in the config' });
     }
     recover(live, view.queue(), report, new Date(clock.now()).toISOString());

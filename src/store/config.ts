@@ -5,10 +5,10 @@
  * Loading: configFile.ts.
  */
 import { z } from 'zod';
-import { CONCURRENCY_CAP_RANGE, CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND } from './configDefaults.js';
+import { CONCURRENCY_CAP_RANGE, CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, FAILURE_DEFAULTS } from './configDefaults.js';
 import { DEFAULT_JOB_TIMEOUTS, jobTimeoutsSchema, type JobTimeouts } from './events/job.events.js';
 
-export { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND } from './configDefaults.js';
+export { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, FAILURE_DEFAULTS } from './configDefaults.js';
 
 const dirName = z.string().min(1).regex(/^[^/\0]+$/, 'a directory name, not a path');
 
@@ -108,18 +108,18 @@ export const configSchema = z
     supervisor: z
       .strictObject({
         command: z.array(z.string()).min(1).describe('argv of the probe: gets {job, processTree, logTail} as JSON on stdin, answers {verdict: ok|stuck, action: none|kill-descendant|kill-job, targetPid, reason}'),
-        intervalMs: z.number().int().positive().optional().describe('how often running jobs are looked at').meta({ default: 15 * 60_000 }),
-        staleMs: z.number().int().positive().optional().describe('a job whose last output is older than this is probed').meta({ default: 10 * 60_000 }),
-        timeoutMs: z.number().int().positive().optional().describe('a probe not done by then is killed (nothing changes)').meta({ default: 2 * 60_000 }),
-        maxConcurrentProbes: z.number().int().positive().optional().describe('probes at once (never two for one job)').meta({ default: 2 }),
+        intervalMs: z.number().int().positive().optional().describe('how often running jobs are looked at').meta({ default: FAILURE_DEFAULTS.supervisor.intervalMs }),
+        staleMs: z.number().int().positive().optional().describe('a job whose last output is older than this is probed').meta({ default: FAILURE_DEFAULTS.supervisor.staleMs }),
+        timeoutMs: z.number().int().positive().optional().describe('a probe not done by then is killed (nothing changes)').meta({ default: FAILURE_DEFAULTS.supervisor.timeoutMs }),
+        maxConcurrentProbes: z.number().int().positive().optional().describe('probes at once (never two for one job)').meta({ default: FAILURE_DEFAULTS.supervisor.maxConcurrentProbes }),
       })
       .optional()
       .describe('probes of running jobs that have gone quiet: a command judges whether a job is stuck and what to kill'),
     investigation: z
       .strictObject({
-        enabled: z.boolean().optional().describe('investigate failed jobs').meta({ default: true }),
+        enabled: z.boolean().optional().describe('investigate failed jobs').meta({ default: FAILURE_DEFAULTS.investigation.enabled }),
         command: z.array(z.string()).min(1).optional().describe('argv of the investigator; default agent.command'),
-        timeoutMs: z.number().int().positive().optional().describe('the investigator is killed past this').meta({ default: 30 * 60_000 }),
+        timeoutMs: z.number().int().positive().optional().describe('the investigator is killed past this').meta({ default: FAILURE_DEFAULTS.investigation.timeoutMs }),
       })
       .optional()
       .describe('when a job fails for good (and is not itself a fix plan, NN-fix-…), an agent looks for the root cause and writes a fix-plan job NN-fix-<base>.md into the jobs dir, which then runs; skipped if that file exists'),
@@ -127,7 +127,7 @@ export const configSchema = z
       .strictObject({
         command: z.array(z.string()).min(1).optional().describe('argv; gets the job summary as JSON on stdin'),
         url: z.url().optional().describe('gets the job summary as the JSON body of a POST'),
-        timeoutMs: z.number().int().positive().optional().describe('a notifier not done by then is given up (a command is killed)').meta({ default: 10_000 }),
+        timeoutMs: z.number().int().positive().optional().describe('a notifier not done by then is given up (a command is killed)').meta({ default: FAILURE_DEFAULTS.notify.timeoutMs }),
       })
       .refine((n) => n.command !== undefined || n.url !== undefined, 'give a command, a url, or both')
       .optional()
@@ -141,7 +141,7 @@ export const configSchema = z
       })
       .optional()
       .describe('retry a failed attempt: at most max times, waiting initialMs, times factor each time, at most maxMs; a job file may override each (default: no retries)')
-      .meta({ default: { max: 0, initialMs: 30_000, factor: 2, maxMs: 600_000 } }),
+      .meta({ default: { ...FAILURE_DEFAULTS.retries } }),
     timeouts: z
       .strictObject({
         maxDurationMs: timeout('maxDurationMs'),

@@ -34,3 +34,12 @@ export const CONFIG_DEFAULTS = Object.freeze({
     networkPauseAfterMs: 30 * 60_000,
   }),
 });
+
+/** What happens when jobs fail (docs/failures.md): the defaults of those config sections. */
+export const FAILURE_DEFAULTS = Object.freeze({
+  /** max 0: no retries unless asked for. */
+  retries: Object.freeze({ max: 0, initialMs: 30_000, factor: 2, maxMs: 10 * 60_000 }),
+  investigation: Object.freeze({ enabled: true, timeoutMs: 30 * 60_000 }),
+  supervisor: Object.freeze({ intervalMs: 15 * 60_000, staleMs: 10 * 60_000, timeoutMs: 2 * 60_000, maxConcurrentProbes: 2 }),
+  notify: Object.freeze({ timeoutMs: 10_000 }),
+});
