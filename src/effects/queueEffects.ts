@@ -16,7 +16,7 @@ import { readJobsDir, type JobFile } from '../store/jobFile.js';
 import { FAILURE_DEFAULTS } from '../store/configDefaults.js';
 import { fileTail } from './boundedCommand.js';
 import { WARDEN_JOB_SESSION_PREFIX, defaultProbes, type SessionProbe } from './sessionProbes.js';
-import { acquireWorkerLock, releaseWorkerLock, workerLockStatus } from './workerLock.js';
+import { acquireWorkerLock, corruptLockExpired, releaseWorkerLock, workerLockStatus } from './workerLock.js';
 
 /** What the scheduler knows of the job files: the specs it last reported, with their prompts. */
 export interface ScanResult {
@@ -137,6 +137,8 @@ export interface QueueHost {
   probes?: readonly SessionProbe[];
   /** How often a blocked job looks at the lock it waits for. */
   blockedProbeMs: number;
+  /** An unreadable worker lock younger than this counts as held (default 10 s). */
+  workerLockGraceMs?: number;
   /** Where fix plans are written (the jobs dir). */
   jobsDir: string;
   /** The investigator: its argv and its watchdogs. */
@@ -194,7 +196,7 @@ export function queueEffects(host: QueueHost): EffectHandlers {
       // so the lock stays live while any process of the job does, even past this scheduler.
       if (existsSync(cwd)) {
         try {
-          await acquireWorkerLock(cwd, { session: `${WARDEN_JOB_SESSION_PREFIX}${jobId}` }, { probes: probes() });
+          await acquireWorkerLock(cwd, { session: `${WARDEN_JOB_SESSION_PREFIX}${jobId}` }, { probes: probes(), graceMs: host.workerLockGraceMs });
         } catch (error) {
           if (error instanceof LockHeldError) {
             const holder = error.holder;
@@ -246,7 +248,8 @@ export function queueEffects(host: QueueHost): EffectHandlers {
         let free = false;
         try {
           const status = await workerLockStatus(input.params.cwd, {}, { probes: probes() });
-          free = status.state === 'unlocked' || status.state === 'ours' || status.state === 'stale';
+          // A corrupt lock past its grace is free too: the acquire that follows moves it aside.
+          free = status.state === 'unlocked' || status.state === 'ours' || status.state === 'stale' || corruptLockExpired(status, Date.now(), host.workerLockGraceMs);
         } catch {
           free = false; // unreadable now: look again later
         }

@@ -25,6 +25,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, constants, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { LockFormatError, LockHeldError, LockPathError, UsageError } from '../errors.js';
+import { CONFIG_DEFAULTS } from '../store/configDefaults.js';
 import { withFlock } from './flock.js';
 import { LOCK_NAME, RUNTIME_DIR, inspectLockFile, lockPathOf, type WorkerLockInfo } from './workerLockFile.js';
 import { currentIdentity, isValidPid, judgeOwner, localHostname, probePid, readStartTime, type OwnerLiveness } from './processIdentity.js';
@@ -62,7 +63,7 @@ export interface WorkerLockOptions {
   flockTimeoutMs?: number;
 }
 
-const DEFAULT_GRACE_MS = 10_000;
+const DEFAULT_GRACE_MS = CONFIG_DEFAULTS.workerLockGraceMs;
 
 /**
  * The owner identity of a live process: its pid, start time and boot, on this host.
@@ -152,7 +153,7 @@ export async function acquireWorkerLock(
     const state = inspectLockFile(lockPath);
     if (state.kind === 'absent') return { kind: 'acquired', lock: writeLock(lockPath, owner, request.session) };
     if (state.kind === 'corrupt') {
-      if (Date.now() - state.mtimeMs < (options.graceMs ?? DEFAULT_GRACE_MS)) {
+      if (!corruptLockExpired({ state: 'corrupt', corruptSinceMs: state.mtimeMs }, Date.now(), options.graceMs)) {
         throw new LockHeldError(worker, null, `the lock file is unreadable (${state.reason}) and younger than the grace period`);
       }
       const keptAs = moveAside(lockPath);
@@ -239,6 +240,16 @@ export interface WorkerLockStatus {
   judgement: LockJudgement | null;
   /** What is wrong with an unreadable lock file. */
   corrupt?: string;
+  /** An unreadable lock file's mtime (ms since the epoch): past the grace period, acquire takes it. */
+  corruptSinceMs?: number;
+}
+
+/**
+ * Whether an acquire now would take a corrupt lock (its file is older than the grace period)
+ * rather than count it as held.
+ */
+export function corruptLockExpired(status: Pick<WorkerLockStatus, 'state' | 'corruptSinceMs'>, now: number, graceMs: number = DEFAULT_GRACE_MS): boolean {
+  return status.state === 'corrupt' && status.corruptSinceMs !== undefined && now - status.corruptSinceMs >= graceMs;
 }
 
 /** The lock's state in gastown's status strings, with the judgement behind it. Reads only. */
@@ -247,7 +258,7 @@ export async function workerLockStatus(worker: string, request: { owner?: LockOw
   const lockPath = lockPathOf(worker);
   const state = inspectLockFile(lockPath);
   if (state.kind === 'absent') return { status: 'unlocked', state: 'unlocked', lock: null, judgement: null };
-  if (state.kind === 'corrupt') return { status: `error: ${lockPath}: invalid lock file: ${state.reason}`, state: 'corrupt', lock: null, judgement: null, corrupt: state.reason };
+  if (state.kind === 'corrupt') return { status: `error: ${lockPath}: invalid lock file: ${state.reason}`, state: 'corrupt', lock: null, judgement: null, corrupt: state.reason, corruptSinceMs: state.mtimeMs };
   const { info } = state;
   if (isOwnedBy(info, owner)) return { status: 'locked (by us)', state: 'ours', lock: info, judgement: null };
   const judgement = await judgeNow(info, options.probes ?? defaultProbes(), state.uid);

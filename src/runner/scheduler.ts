@@ -117,6 +117,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     env: config.env?.set ?? {},
     probes: options.probes,
     blockedProbeMs: config.blockedProbeMs ?? 2_000,
+    workerLockGraceMs: config.workerLockGraceMs,
     jobsDir,
     investigator: {
       command: config.investigation?.command ?? config.agent?.command ?? DEFAULT_AGENT_COMMAND,

@@ -88,6 +88,13 @@ export const configSchema = z
       .optional()
       .describe("how often, in ms, a job waiting for a worker lock held by another agent checks whether it is free")
       .meta({ default: CONFIG_DEFAULTS.blockedProbeMs }),
+    workerLockGraceMs: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("an unreadable worker lock (empty, not JSON, a directory) younger than this counts as held; older, it is moved aside and taken (docs/worker-locks.md)")
+      .meta({ default: CONFIG_DEFAULTS.workerLockGraceMs }),
     firePolicy: z
       .enum(['immediate', 'when-available', 'on-reset'])
       .optional()

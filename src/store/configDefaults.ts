@@ -18,6 +18,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   jobsDir: '.warden/jobs',
   requeueInterrupted: 1,
   blockedProbeMs: 2000,
+  workerLockGraceMs: 10_000,
   firePolicy: 'immediate' as const,
   utilizationThreshold: 90,
   offsetMinutes: 15,

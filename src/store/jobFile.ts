@@ -22,6 +22,8 @@ export const SLUG_PATTERN = /^(?!.*\.\.)[a-z0-9][a-z0-9._-]*$/;
 export const DEFAULT_PARALLEL_GROUP = 99;
 /** A job file is a prompt, not a data set: a bigger one is a mistake, and is never read whole. */
 export const JOB_FILE_MAX_BYTES = 1024 * 1024;
+/** yaml's own default: aliases may expand a frontmatter at most about this many times over. */
+const MAX_ALIAS_COUNT = 100;
 
 export const jobFrontmatterSchema = z.strictObject({
   title: z.string().min(1).optional(),
@@ -68,6 +70,9 @@ export function parseJobFile(file: string, content: string | Uint8Array): JobFil
     return bad('is not UTF-8 text');
   }
 
+  // Files written on Windows: a BOM and CRLF line ends read as the same file with LF (the prompt too).
+  text = text.replace(/^\uFEFF/, '').replaceAll('\r\n', '\n');
+
   let frontmatter: unknown = {};
   let body = text;
   const lines = text.split('\n');
@@ -81,7 +86,13 @@ export function parseJobFile(file: string, content: string | Uint8Array): JobFil
       const line = error.linePos?.[0]?.line;
       return bad(`frontmatter is not YAML${line === undefined ? '' : ` (line ${line + 1})`}: ${error.message.split(' at line ')[0]!.split('\n')[0]}`);
     }
-    frontmatter = doc.toJS() ?? {};
+    try {
+      frontmatter = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+    } catch (error) {
+      // yaml refuses aliases that expand past its limit (a "billion laughs" file) by throwing.
+      if (error instanceof ReferenceError) return bad(`frontmatter is not YAML: too many aliases (${error.message})`);
+      throw error;
+    }
     body = lines.slice(end + 1).join('\n');
   }
   const parsed = jobFrontmatterSchema.safeParse(frontmatter);
@@ -114,11 +125,20 @@ export function readJobsDir(dir: string): { jobs: JobFile[]; problems: Array<{ f
   for (const name of readdirSync(dir).filter((n) => n.endsWith('.md')).sort()) {
     const file = join(dir, name);
     const read = readJobBytes(file);
-    const result = typeof read === 'string' ? ({ ok: false, file, problem: read } as const) : parseJobFile(file, read);
+    const result = typeof read === 'string' ? ({ ok: false, file, problem: read } as const) : parseSafely(file, read);
     if (result.ok) jobs.push(result.job);
     else problems.push({ file: result.file, problem: result.problem });
   }
   return { jobs, problems };
+}
+
+/** parseJobFile, with anything it throws made that file's problem: one bad file never stops the others. */
+function parseSafely(file: string, bytes: Buffer): JobFileResult {
+  try {
+    return parseJobFile(file, bytes);
+  } catch (error) {
+    return { ok: false, file, problem: `cannot be read as a job: ${error instanceof Error ? error.message : String(error)}` };
+  }
 }
 
 /**

@@ -72,6 +72,7 @@ describe('the project config', () => {
       jobsDir: '.warden/jobs',
       requeueInterrupted: 1,
       blockedProbeMs: 2000,
+      workerLockGraceMs: 10_000,
       firePolicy: 'immediate',
       utilizationThreshold: 90,
       offsetMinutes: 15,

@@ -78,6 +78,33 @@ describe('job files', () => {
     expect(problems).toEqual([{ file: join(dir, 'Bad.md'), problem: expect.stringContaining('is not a slug') }]);
   });
 
+  it('a YAML alias bomb is one bad file, reported and skipped; the job beside it is read', () => {
+    const dir = join(tempDir(), 'jobs');
+    mkdirSync(dir);
+    const bomb = ['---', 'a: &a ["x","x","x","x","x","x","x","x","x"]', 'b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]', 'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]', 'd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]', 'e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]', 'f: [*e,*e,*e,*e,*e,*e,*e,*e,*e]', '---', 'Boom.'].join('\n');
+    writeFileSync(join(dir, '01-bomb.md'), bomb);
+    writeFileSync(join(dir, '02-good.md'), '---\ntitle: Good\n---\nGo.');
+    const { jobs, problems } = readJobsDir(dir);
+    expect(jobs.map((j) => j.slug)).toEqual(['02-good']);
+    expect(problems).toEqual([{ file: join(dir, '01-bomb.md'), problem: expect.stringMatching(/^frontmatter is not YAML: too many aliases/) }]);
+    const direct = parseJobFile('/j/bomb.md', bomb);
+    expect(direct.ok).toBe(false);
+  });
+
+  it('a job file with CRLF line ends, a BOM, or both reads as its LF twin (prompt with LF line ends)', () => {
+    const lf = '---\ntitle: Fix login\nparallelGroup: 3\ncommand:\n  - node\n  - agent.mjs\n---\n\nFirst line.\nSecond line.\n';
+    const crlf = lf.replaceAll('\n', '\r\n');
+    const want = { title: 'Fix login', parallelGroup: 3, command: ['node', 'agent.mjs'], prompt: 'First line.\nSecond line.\n' };
+    for (const text of [lf, crlf, `\uFEFF${lf}`, `\uFEFF${crlf}`]) {
+      const result = parseJobFile('/j/a.md', Buffer.from(text, 'utf8'));
+      expect(result, JSON.stringify(text)).toMatchObject({ ok: true, job: want });
+      expect(parseJobFile('/j/a.md', text)).toMatchObject({ ok: true, job: want });
+    }
+    // The hash is still of the bytes as they are: an edit that only changes line ends is an edit.
+    const hashOf = (text: string) => (parseJobFile('/j/a.md', text) as { job: { hash: string } }).job.hash;
+    expect(hashOf(crlf)).toBe(createHash('sha256').update(crlf).digest('hex'));
+  });
+
   it('a slug has no "..": slugs become file names under .warden/runs/', () => {
     const problem = (file: string) => {
       const r = parseJobFile(file, 'Go.');
