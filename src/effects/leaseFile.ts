@@ -61,6 +61,12 @@ export const leaseLockSchema = z.strictObject({
   acquiredAt: z.iso.datetime(),
   renewedAt: z.iso.datetime(),
   epoch: z.number().int().positive(),
+  /**
+   * The holder's lease TTL: on another host it is alive until renewedAt plus this (it renews every
+   * third of it). Every judge uses the holder's TTL, never its own. Missing in locks written before
+   * it was recorded (see leaseOps.ts, ttlOf).
+   */
+  ttlMs: z.number().int().positive().optional(),
 });
 export type LeaseLock = z.infer<typeof leaseLockSchema>;
 

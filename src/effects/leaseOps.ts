@@ -197,7 +197,7 @@ export class LeaseOps {
   private newLock(epoch: number, now: number): LeaseLock {
     const at = new Date(now).toISOString();
     const { pid, pidStartTime, bootId, hostname } = this.identity;
-    return { ownerId: this.ownerId, lockId: randomUUID(), pid, pidStartTime, bootId, hostname, acquiredAt: at, renewedAt: at, epoch };
+    return { ownerId: this.ownerId, lockId: randomUUID(), pid, pidStartTime, bootId, hostname, acquiredAt: at, renewedAt: at, epoch, ttlMs: this.timings.leaseTtlMs };
   }
 
   private isMine(lock: LeaseLock): boolean {
@@ -206,8 +206,18 @@ export class LeaseOps {
   }
 
   private judge(lock: LeaseLock, now: number): OwnerLiveness {
-    return judgeOwner(lock, { now, renewedAtMs: Date.parse(lock.renewedAt), ttlMs: this.timings.leaseTtlMs });
+    return judgeOwner(lock, { now, renewedAtMs: Date.parse(lock.renewedAt), ttlMs: ttlOf(lock, this.timings) });
   }
+}
+
+/**
+ * The TTL a lock is judged by: the one its holder recorded (it renews by that, whatever the
+ * judge's own). A lock written before the TTL was recorded is given the longer of the judge's own
+ * TTL and the default, so a short `--ttl-ms` never takes a lease from an old holder that renews on
+ * the default schedule.
+ */
+export function ttlOf(lock: Pick<LeaseLock, 'ttlMs'>, timings: Pick<LeaseTimings, 'leaseTtlMs'>): number {
+  return lock.ttlMs ?? Math.max(timings.leaseTtlMs, DEFAULT_LEASE_TIMINGS.leaseTtlMs);
 }
 
 function describeOther(state: LockState): string {

@@ -107,9 +107,41 @@ describe('recovering a stale lock', () => {
     mkdirSync(dir, { recursive: true });
     // Another host, and a pid that is alive here: the local probe must not be consulted.
     const renewed = Date.now() - 2_000;
-    writeFileSync(lockPath, JSON.stringify(foreignLock({ hostname: 'elsewhere', pid: 1, renewedAt: new Date(renewed).toISOString() })));
+    writeFileSync(lockPath, JSON.stringify(foreignLock({ hostname: 'elsewhere', pid: 1, renewedAt: new Date(renewed).toISOString(), ttlMs: TIMINGS.leaseTtlMs })));
     expect(ops().tryAcquire(renewed + TIMINGS.leaseTtlMs - 1)).toMatchObject({ kind: 'blocked', reason: 'held (lease-ttl)' });
     expect(ops().tryAcquire(renewed + TIMINGS.leaseTtlMs)).toMatchObject({ kind: 'acquired', predecessor: { reason: 'lease-expired' } });
+  });
+
+  it("judges a holder on another host by the holder's recorded TTL, never the waiter's shorter one", () => {
+    const { dir, readLock } = setup();
+    const holder = new LeaseOps(dir, 'holder', { ...TIMINGS, leaseTtlMs: 30_000 });
+    const now = Date.now();
+    expect(holder.tryAcquire(now)).toMatchObject({ kind: 'acquired' });
+    expect(readLock().ttlMs).toBe(30_000);
+    const saved = process.env.WARDEN_HOSTNAME;
+    process.env.WARDEN_HOSTNAME = 'other-host';
+    try {
+      const waiter = new LeaseOps(dir, 'waiter', TIMINGS); // --ttl-ms 3000
+      expect(waiter.tryAcquire(now + 3_500)).toMatchObject({ kind: 'blocked', reason: 'held (lease-ttl)' });
+      expect(waiter.tryAcquire(now + 29_999)).toMatchObject({ kind: 'blocked', reason: 'held (lease-ttl)' });
+      expect(waiter.status(now + 3_500)).toMatchObject({ held: true, live: true, basis: 'lease-ttl' });
+      expect(waiter.tryAcquire(now + 30_000)).toMatchObject({ kind: 'acquired', predecessor: { ownerId: 'holder', reason: 'lease-expired' } });
+      expect(readLock()).toMatchObject({ ownerId: 'waiter', ttlMs: TIMINGS.leaseTtlMs });
+      waiter.close();
+    } finally {
+      if (saved === undefined) delete process.env.WARDEN_HOSTNAME;
+      else process.env.WARDEN_HOSTNAME = saved;
+      holder.close();
+    }
+  });
+
+  it('a lock from another host that records no TTL (an older Warden) is judged by the longer of the waiter\'s TTL and the 60 s default', () => {
+    const { dir, ops, lockPath } = setup();
+    mkdirSync(dir, { recursive: true });
+    const renewed = Date.now() - 5_000;
+    writeFileSync(lockPath, JSON.stringify(foreignLock({ hostname: 'elsewhere', renewedAt: new Date(renewed).toISOString() })));
+    expect(ops().tryAcquire(renewed + 59_999)).toMatchObject({ kind: 'blocked', reason: 'held (lease-ttl)' });
+    expect(ops().tryAcquire(renewed + 60_000)).toMatchObject({ kind: 'acquired', predecessor: { reason: 'lease-expired' } });
   });
 
   it.each([
