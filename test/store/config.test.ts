@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { UsageError } from '../../src/errors.js';
 import { configSchema } from '../../src/store/config.js';
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, concurrencyCapOf, loadConfig } from '../../src/store/configFile.js';
@@ -83,6 +84,50 @@ describe('the project config', () => {
     });
     expect(DEFAULT_AGENT_COMMAND).toBe(CONFIG_DEFAULTS.agent.command);
     expect(Object.isFrozen(DEFAULT_AGENT_COMMAND)).toBe(true);
+  });
+
+  it.each([
+    [{ concurrencyCap: 1e300 }, 'concurrencyCap: expected an integer from 1 to 20, got 1e+300'],
+    [{ concurrencyCap: 21 }, 'concurrencyCap: expected an integer from 1 to 20, got 21'],
+    [{ requeueInterrupted: 1e20 }, 'requeueInterrupted: expected an integer from 0 to 100, got 100000000000000000000'],
+    [{ blockedProbeMs: 2 ** 53 }, 'blockedProbeMs: expected an integer from 1 to 3600000 ms (1 h), got 9007199254740992'],
+    [{ rateLimitPauseMs: 2 ** 31 }, 'rateLimitPauseMs: expected an integer from 1 to 604800000 ms (7 d), got 2147483648'],
+    [{ timeouts: { maxDurationMs: 600 * 3_600_000 } }, 'timeouts.maxDurationMs: expected an integer from 1 to 2073600000 ms (24 d), got 2160000000'],
+    [{ meter: { command: ['m'], backoff: { initialMs: 1, factor: 1e9, maxMs: 2 } } }, 'meter.backoff.factor: expected a number from 1 to 10, got 1000000000'],
+    [{ retries: { max: 1e300 } }, 'retries.max: expected an integer from 0 to 100, got 1e+300'],
+    [{ supervisor: { command: ['p'], maxConcurrentProbes: 1e300 } }, 'supervisor.maxConcurrentProbes: expected an integer from 1 to 20, got 1e+300'],
+    [{ offsetMinutes: 1e300 }, 'offsetMinutes: expected a number from 0 to 1440, got 1e+300'],
+  ])('a number past its bound is an error naming the key and the bound: %j', async (json, message) => {
+    expect(await loadProblem(json)).toBe(message);
+  });
+
+  it('every number in the config schema has a bound below 2^31 (the JSON Schema says so too)', () => {
+    const numbers: string[] = [];
+    const walk = (node: Record<string, unknown>, path: string) => {
+      if (node.type === 'number' || node.type === 'integer') {
+        numbers.push(path);
+        expect(node.maximum, path).toBeLessThan(2 ** 31);
+      }
+      for (const [key, sub] of Object.entries((node.properties ?? {}) as Record<string, Record<string, unknown>>)) walk(sub, `${path}${path ? '.' : ''}${key}`);
+      for (const sub of (node.anyOf ?? []) as Array<Record<string, unknown>>) walk(sub, path);
+      if (node.items) walk(node.items as Record<string, unknown>, `${path}[]`);
+    };
+    walk(z.toJSONSchema(configSchema, { io: 'input' }) as Record<string, unknown>, '');
+    expect(numbers).toContain('concurrencyCap');
+    expect(numbers).toContain('meter.backoff.factor');
+  });
+
+  it.each([
+    ['../../../etc', 'jobsDir: "../../../etc" leads out of the project dir; the jobs dir must be inside it'],
+    ['jobs/../../x', 'jobsDir: "jobs/../../x" leads out of the project dir; the jobs dir must be inside it'],
+    ['..', 'jobsDir: ".." leads out of the project dir; the jobs dir must be inside it'],
+    ['/etc', 'jobsDir: "/etc" is an absolute path; give a path relative to the project dir, inside it'],
+  ])('jobsDir %j outside the project dir is refused', async (jobsDir, message) => {
+    expect(await loadProblem({ jobsDir })).toBe(message);
+  });
+
+  it.each(['queue', 'a/b/../jobs', './jobs', '.warden/jobs', '..jobs'])('jobsDir %j inside the project dir is accepted', (jobsDir) => {
+    expect(configSchema.safeParse({ jobsDir }).success).toBe(true);
   });
 
   it('accepts a $schema key, for editors', () => {
