@@ -6,6 +6,7 @@ import type { QueueContext } from '../machines/queue.machine.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { applyControl, describeControl, QUEUE_ACTOR } from '../runner/scheduler.js';
 import { parsing } from './args.js';
+import { escapeControls, jsonLine } from './escape.js';
 import { warn } from './output.js';
 
 /**
@@ -26,8 +27,8 @@ export async function controlCommand(command: ControlRequest['command'], argv: s
   const reason = (values as { reason?: string }).reason;
   const request: ControlRequest = command === 'pause' ? { command, ...(reason !== undefined ? { reason } : {}) } : { command };
   const print = (reply: { ok: boolean; message?: string; error?: string; via: string }) => {
-    if (values.json) process.stdout.write(`${JSON.stringify(reply)}\n`);
-    else if (reply.ok) process.stdout.write(`${reply.message} (${reply.via})\n`);
+    if (values.json) process.stdout.write(`${jsonLine(reply)}\n`);
+    else if (reply.ok) process.stdout.write(`${escapeControls(`${reply.message} (${reply.via})`)}\n`);
     else warn(`${command}: ${reply.error}`);
   };
 

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { runJob } from '../runner/jobSession.js';
 import { loadConfig } from '../store/configFile.js';
 import { duration, parsing } from './args.js';
+import { jsonLine } from './escape.js';
 import { warn } from './output.js';
 
 const EXIT = { completed: 0, failed: 1, deferred: 75, interrupted: 1 } as const;
@@ -61,7 +62,7 @@ export async function execCommand(argv: string[]): Promise<number> {
       passThrough: true,
       signal: controller.signal,
     });
-    if (values.json) process.stdout.write(`${JSON.stringify(run.meta)}\n`);
+    if (values.json) process.stdout.write(`${jsonLine(run.meta)}\n`);
     else if (run.outcome !== 'completed' || run.meta.mappedFromSignal) warn(`job ${run.outcome}: ${run.meta.reason} (log: ${run.log})`);
     return EXIT[run.outcome];
   } finally {

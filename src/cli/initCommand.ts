@@ -6,6 +6,7 @@ import { configPathOf } from '../store/configFile.js';
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND } from '../store/configDefaults.js';
 import { DEFAULT_JOB_TIMEOUTS } from '../store/events/job.events.js';
 import { displayPath, parsing } from './args.js';
+import { escapeControls } from './escape.js';
 
 /** A small config with the defaults spelled out, so a user sees what there is to change. */
 const CONFIG = {
@@ -58,10 +59,10 @@ export async function initCommand(argv: string[]): Promise<number> {
   ];
   const kept: string[] = [];
   for (const file of files) {
-    if (writeFile(file, values.force === true)) process.stdout.write(`wrote ${displayPath(file.path)}\n`);
+    if (writeFile(file, values.force === true)) process.stdout.write(`wrote ${escapeControls(displayPath(file.path))}\n`);
     else kept.push(displayPath(file.path));
   }
-  if (kept.length > 0) process.stdout.write(`left alone, already there (--force overwrites): ${kept.join(', ')}\n`);
+  if (kept.length > 0) process.stdout.write(`left alone, already there (--force overwrites): ${escapeControls(kept.join(', '))}\n`);
   return 0;
 }
 

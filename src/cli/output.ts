@@ -1,6 +1,9 @@
+import { escapeControls } from './escape.js';
+
 /**
  * Buffered stdout for commands that print many lines, quiet when the reader goes away
- * (`warden log | head` closes the pipe: that is not an error).
+ * (`warden log | head` closes the pipe: that is not an error). Every line is escaped
+ * (escape.ts): what it quotes may come from a log, a job file or an agent.
  */
 export class Output {
   private chunks: string[] = [];
@@ -14,8 +17,9 @@ export class Output {
     });
   }
 
-  line(text: string): void {
+  line(raw: string): void {
     if (this.closed) return;
+    const text = escapeControls(raw);
     this.chunks.push(text, '\n');
     this.size += text.length + 1;
     if (this.size >= 64 * 1024) this.flush();
@@ -36,7 +40,7 @@ export class Output {
   }
 }
 
-/** Warnings and errors: one line on stderr, prefixed with the program name. */
+/** Warnings and errors: one line on stderr, prefixed with the program name, control characters escaped. */
 export function warn(message: string): void {
-  process.stderr.write(`warden: ${message}\n`);
+  process.stderr.write(`warden: ${escapeControls(message)}\n`);
 }

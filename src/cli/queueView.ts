@@ -1,10 +1,12 @@
 /**
  * How `warden run` shows the queue: on a terminal, a table redrawn in place (job, state,
  * elapsed, age of its last output); otherwise one line per change of a job's state, for logs.
+ * Slugs, reasons and pause messages come from job files, agents and the log: both escape them.
  */
 import type { QueueContext, QueueJob } from '../machines/queue.machine.js';
 import type { SchedulerView } from '../runner/scheduler.js';
 import type { LogRecord } from '../store/record.js';
+import { escapeControls } from './escape.js';
 
 export interface QueueDisplay {
   update(record: LogRecord, view: SchedulerView): void;
@@ -12,7 +14,8 @@ export interface QueueDisplay {
 }
 
 /** One line per job state change (and pause changes): `HH:MM:SS slug status detail`. */
-export function lineDisplay(write: (line: string) => void): QueueDisplay {
+export function lineDisplay(writeRaw: (line: string) => void): QueueDisplay {
+  const write = (line: string) => writeRaw(escapeControls(line));
   const last = new Map<string, string>();
   // Entries are replaced when they change: one whose object is the one seen last is unchanged.
   const seen = new Map<string, QueueJob>();
@@ -100,11 +103,11 @@ export function renderTable(view: SchedulerView, nowMs: number, lastOutputAt: Re
     const elapsed = started ? ago(Date.parse(running ? new Date(nowMs).toISOString() : (job.finishedAt ?? new Date(nowMs).toISOString())) - Date.parse(started)) : '';
     const last = job.actor ? lastOutputAt.get(job.actor) : undefined;
     const lastOutput = running && last ? `${ago(nowMs - Date.parse(last))} ago` : running && started ? 'none yet' : '';
-    rows.push([job.slug, String(job.group), `${job.status}${detail(job)}`, elapsed, lastOutput]);
+    rows.push([job.slug, String(job.group), `${job.status}${detail(job)}`, elapsed, lastOutput].map(escapeControls));
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const head = queue.paused ? `paused: ${queue.paused.reason}${queue.paused.until ? ` until ${queue.paused.until}` : ''} (${queue.paused.message})` : `running (cap ${queue.cap})`;
-  return [head, ...rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd())].join('\n');
+  return [escapeControls(head), ...rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd())].join('\n');
 }
 
 function ago(ms: number): string {

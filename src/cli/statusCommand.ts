@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { queueStatus } from '../runner/queueStatus.js';
 import { parsing } from './args.js';
+import { escapeControls } from './escape.js';
 import { Output } from './output.js';
 
 /** `warden status [--dir D] [--json]`: the lease holder, pauses and every job, from the log alone. */
@@ -38,6 +39,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
   if (status.jobs.length === 0) out.line('no jobs');
   else {
+    // Escaped before measuring, so the columns line up with what is printed.
+    for (const r of rows) r.forEach((cell, i) => (r[i] = escapeControls(cell)));
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     for (const r of rows) out.line(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
   }

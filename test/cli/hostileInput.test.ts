@@ -1,8 +1,8 @@
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { warden } from '../helpers/cli.js';
-import { jobProcesses, slugOfJobId, startRun, writeJob, writeProject } from '../helpers/queueProject.js';
+import { AGENT, jobProcesses, slugOfJobId, startRun, writeJob, writeProject } from '../helpers/queueProject.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -64,4 +64,88 @@ describe('hostile input to warden run', () => {
     // Kept for whoever wants to look, never deleted.
     expect(readdirSync(join(dir, 'shared', '.runtime')).filter((n) => n.startsWith('agent.lock.corrupt-'))).toHaveLength(1);
   }, 60_000);
+
 });
+
+/** A forged line, a colour, a bell, a C1 CSI and a right-to-left override: what hostile text carries. */
+const HOSTILE = 'x\n12:00:00 hi-forged completed\r\u001b[32mgreen\u0007\u009b2J\u202Eevil';
+const SHOWN = 'x\\n12:00:00 hi-forged completed\\r\\u001b[32mgreen\\u0007\\u009b2J\\u202eevil';
+/** Anything a terminal would act on, but the newlines between lines. */
+const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
+
+function printsNoControls(text: string) {
+  expect(text).not.toMatch(RAW_CONTROL);
+  expect(text).not.toMatch(/^12:00:00 hi-forged/m);
+}
+
+describe('untrusted text on the terminal', () => {
+  it('status, log and the run view escape a pause reason, a job title, a bad file name and agent output', async () => {
+    const dir = tempDir();
+    writeProject(dir, []);
+    const jobs = join(dir, '.warden', 'jobs');
+    mkdirSync(join(dir, 'w', 'hi-agent'), { recursive: true });
+    // YAML's double-quoted escapes put every kind of control into the title.
+    const title = JSON.stringify(HOSTILE).replace('\\u001b', '\\e').replace('\\u0007', '\\a');
+    writeFileSync(join(jobs, 'hi-agent.md'), `---\ntitle: ${title}\ncwd: w/hi-agent\ncommand: ${JSON.stringify(['node', AGENT, '--say', HOSTILE, '--stderr', HOSTILE, '--result', 'error', '--exit', '3'])}\n---\nGo.\n`);
+    writeFileSync(join(jobs, `hi-${HOSTILE.replaceAll('/', '')}.md`), 'not a slug');
+
+    const run = await startRun(dir);
+    expect(run.exitCode, String(run.all)).toBe(1);
+    printsNoControls(String(run.all));
+    expect(String(run.all)).toContain(`bad job file ${jobs}/hi-${SHOWN}.md: "hi-${SHOWN}" is not a slug`);
+    // The job really carried the hostile text, raw, into the log.
+    const log = readFileSync(join(dir, '.warden', 'events.jsonl'), 'utf8');
+    expect(log).toContain('\\u001b[32mgreen');
+    expect(log).toContain('\u202E');
+
+    const paused = await warden(['pause', '--dir', dir, '--reason', HOSTILE]);
+    expect(paused.code, paused.stderr).toBe(0);
+    printsNoControls(paused.stdout + paused.stderr);
+
+    const status = await warden(['status', '--dir', dir]);
+    expect(status.code, status.stderr).toBe(0);
+    printsNoControls(status.stdout);
+    expect(status.stdout).toContain(`(${SHOWN})`);
+    expect(status.stdout).toContain(`bad job file ${jobs}/hi-${SHOWN}.md`);
+    const json = await warden(['status', '--dir', dir, '--json']);
+    printsNoControls(json.stdout);
+    expect((JSON.parse(json.stdout) as { paused: { message: string } }).paused.message).toBe(HOSTILE);
+
+    for (const args of [['log', '--dir', dir], ['log', '--dir', dir, '--json'], ['replay', '--dir', dir, '--verify']]) {
+      const shown = await warden(args);
+      expect(shown.code, shown.stderr).toBe(0);
+      printsNoControls(shown.stdout + shown.stderr);
+    }
+    const logText = (await warden(['log', '--dir', dir])).stdout;
+    expect(logText).toContain('\\u202eevil'); // the title, the agent's message and its stderr, escaped
+  }, 60_000);
+
+  it('lock status, doctor and error messages escape what a lock file or a config file says', async () => {
+    const root = tempDir();
+    const worker = join(root, `w-${HOSTILE.replaceAll('/', '')}`);
+    mkdirSync(join(worker, '.runtime'), { recursive: true });
+    const lock = { pid: 999_999_999, acquired_at: new Date().toISOString(), session_id: HOSTILE, hostname: HOSTILE };
+    writeFileSync(join(worker, '.runtime', 'agent.lock'), JSON.stringify(lock));
+
+    for (const args of [['lock', 'status', worker], ['lock', 'status', worker, '--json'], ['doctor', root], ['doctor', root, '--json']]) {
+      const shown = await warden(args, { cwd: root });
+      printsNoControls(shown.stdout + shown.stderr);
+      expect(shown.stdout, args.join(' ')).toMatch(/\\u202e/);
+    }
+    const held = await warden(['lock', 'acquire', worker], { cwd: root });
+    expect(held.code).toBe(75);
+    printsNoControls(held.stderr);
+    // (Error messages are one line: main.ts turns their line breaks into spaces first.)
+    expect(held.stderr).toContain('completed\\r\\u001b[32mgreen\\u0007\\u009b2J\\u202eevil');
+
+    // A config that is not JSON: the parser's message quotes the file's bytes.
+    const project = tempDir();
+    mkdirSync(join(project, '.warden'));
+    writeFileSync(join(project, '.warden', 'config.json'), `\u001b]0;pwned\u0007\u001b[2J${HOSTILE}`);
+    const bad = await warden(['run', '--once', '--dir', project]);
+    expect(bad.code).toBe(2);
+    printsNoControls(bad.stderr);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  }, 60_000);
+});
+

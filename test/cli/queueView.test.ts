@@ -53,4 +53,29 @@ describe('the queue display', () => {
     display.update(record('queue.pause', 'queue', 2000), viewOf([job('a', 1, { status: 'running' }), job('b', 2)], { reason: 'manual', message: 'by hand', since: iso(2000), until: null, delayMs: 0 }));
     expect(lines).toEqual(['10:00:00 a pending', '10:00:00 b pending', '10:00:01 a running', '10:00:02 queue paused (manual: by hand)']);
   });
+
+  // What a job file, an agent or a hand-edited log can put in a slug, a reason or a pause message.
+  const HOSTILE = 'x\n10:00:09 forged completed\r\u001b[32mgreen\u0007\u009b2J\u202Eevil';
+  const SHOWN = 'x\\n10:00:09 forged completed\\r\\u001b[32mgreen\\u0007\\u009b2J\\u202eevil';
+  const RAW_CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+
+  it('the line display escapes control characters in reasons, pause messages and bad-file problems', () => {
+    const lines: string[] = [];
+    const display = lineDisplay((line) => lines.push(line));
+    const view = viewOf([job('a', 1, { status: 'failed', reason: HOSTILE })], { reason: 'manual', message: HOSTILE, since: iso(0), until: null, delayMs: 0 });
+    view.queue().problems.push({ file: `/j/${HOSTILE}.md`, problem: HOSTILE });
+    display.update(record('queue.scanned'), view);
+    expect(lines).toEqual([`10:00:00 queue paused (manual: ${SHOWN})`, `10:00:00 bad job file /j/${SHOWN}.md: ${SHOWN}`, `10:00:00 a failed (${SHOWN})`]);
+  });
+
+  it('the table escapes them too, before measuring its columns', () => {
+    const view = viewOf([job('a', 1, { status: 'failed', reason: HOSTILE }), job('b', 2)], { reason: 'manual', message: HOSTILE, since: iso(0), until: null, delayMs: 0 });
+    const text = renderTable(view, T0);
+    expect(text).not.toMatch(RAW_CONTROL);
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toBe(`paused: manual (${SHOWN})`);
+    expect(lines[2]).toBe(`a    1      failed (${SHOWN})`);
+    expect(lines[3]).toBe('b    2      pending');
+  });
 });
