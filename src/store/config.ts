@@ -16,7 +16,7 @@ const MINUTE = 60 * SECOND;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 
-/** `value` in the unit that reads best: 3600000 → "1 h". */
+/** `ms` in the largest unit that divides it: 3600000 → "1 h". */
 function inWords(ms: number): string {
   for (const [unit, size] of [['d', DAY], ['h', HOUR], ['min', MINUTE], ['s', SECOND]] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size} ${unit}`;
@@ -27,7 +27,7 @@ function inWords(ms: number): string {
 /**
  * A whole number from `min` to `max`. Every numeric key is bounded by what makes sense for it, and
  * the bound is checked before integrality, so 1e300 is told the key's bound rather than zod's
- * safe-integer limit. The issue's path names the key.
+ * safe-integer limit. The zod issue's path names the key.
  */
 function intIn(min: number, max: number, unit = '') {
   const message = (issue: { input?: unknown }) => `expected an integer from ${min} to ${max}${unit}, got ${String(issue.input)}`;
@@ -82,7 +82,7 @@ const dirName = z.string().min(1).regex(/^[^/\0]+$/, 'a directory name, not a pa
 
 const envPattern = z.string().min(1).regex(/^[A-Za-z0-9_*]+$/, 'a variable name, with * as a wildcard');
 
-/** A job watchdog as the config sets it: the job schema's field, optional, with its default for editors. */
+/** A job watchdog as the config sets it: the job schema's meaning, bounded here, optional, with its default for editors. */
 function timeout(key: keyof JobTimeouts) {
   return msIn(1, TIMEOUT_MAX_MS[key])
     .describe(jobTimeoutsSchema.shape[key].description ?? key)
