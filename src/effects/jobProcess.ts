@@ -4,14 +4,14 @@
  * write its meta file. Events go back through `send`, so the log records them before the
  * machine sees them.
  */
-import { createReadStream, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream';
 import { execa } from 'execa';
 import { fromCallback, fromPromise } from 'xstate';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import type { JobMeta } from '../machines/job.machine.js';
-import type { JobInput } from '../store/events/job.events.js';
+import type { JobInput, JobResult } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
 import { readStartTime } from './processIdentity.js';
@@ -76,6 +76,35 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
       input.send({ type: 'job.metaWritten', path: input.params.path });
     }),
   };
+}
+
+/**
+ * The last result line in a job's output file, or null (no file, no result). A run that died
+ * may have written the agent's result there without logging it: recovery reads it back.
+ */
+export function resultInOutputLog(path: string, maxLineBytes?: number): JobResult | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  let found: JobResult | null = null;
+  const scanner = new LineScanner({ maxLineBytes, onResult: (result) => (found = result), onRateLimit: () => {} });
+  try {
+    for (;;) {
+      const chunk = Buffer.alloc(1024 * 1024);
+      const read = readSync(fd, chunk, 0, chunk.length, null);
+      if (read === 0) break;
+      scanner.push(chunk.subarray(0, read));
+    }
+    scanner.end();
+  } catch {
+    // Unreadable part-way (not a regular file, say): what was read stands.
+  } finally {
+    closeSync(fd);
+  }
+  return found;
 }
 
 /** The root of a job a dead run started: its pid, only if that pid still has the recorded start time. */
