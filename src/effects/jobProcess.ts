@@ -4,7 +4,7 @@
  * write its meta file. Events go back through `send`, so the log records them before the
  * machine sees them.
  */
-import { createReadStream, closeSync, constants, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream';
 import { execa } from 'execa';
@@ -78,9 +78,13 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
   };
 }
 
+/** How much of the end of an output file recovery reads for a result line (a line may be 16 MiB). */
+const RESULT_TAIL_BYTES = 32 * 1024 * 1024;
+
 /**
- * The last result line in a job's output file, or null (no file, no result). A run that died
- * may have written the agent's result there without logging it: recovery reads it back.
+ * The last result line in a job's output file (its last 32 MiB), or null (no file, no result).
+ * A run that died may have written the agent's result there without logging it: recovery reads
+ * it back.
  */
 export function resultInOutputLog(path: string, maxLineBytes?: number): JobResult | null {
   let fd: number;
@@ -92,11 +96,24 @@ export function resultInOutputLog(path: string, maxLineBytes?: number): JobResul
   let found: JobResult | null = null;
   const scanner = new LineScanner({ maxLineBytes, onResult: (result) => (found = result), onRateLimit: () => {} });
   try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return null;
+    // From the first line that starts inside the tail: a cut line is not read as one.
+    let position = Math.max(0, stat.size - RESULT_TAIL_BYTES);
+    let skipping = position > 0;
     for (;;) {
       const chunk = Buffer.alloc(1024 * 1024);
-      const read = readSync(fd, chunk, 0, chunk.length, null);
+      const read = readSync(fd, chunk, 0, chunk.length, position);
       if (read === 0) break;
-      scanner.push(chunk.subarray(0, read));
+      position += read;
+      let piece = chunk.subarray(0, read);
+      if (skipping) {
+        const newline = piece.indexOf(0x0a);
+        if (newline < 0) continue;
+        piece = piece.subarray(newline + 1);
+        skipping = false;
+      }
+      scanner.push(piece);
     }
     scanner.end();
   } catch {

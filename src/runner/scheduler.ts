@@ -5,10 +5,14 @@
  *
  * Crash recovery, in log order: earlier lease holdings left open are closed (`lease.superseded`);
  * a job the queue counts as starting or running whose actor is not finished is sent
- * `job.interrupt` — its processes (by WARDEN_JOB_ID, and its pid if the start time still matches)
- * are killed, and it ends `interrupted`, which the queue requeues (once, by default); a job whose
- * actor finished but whose verdict the queue never heard gets it now; one whose actor was never
- * started is interrupted without one. Nothing is guessed: each step is an event in the log.
+ * `job.interrupt` — a result line the dead run wrote to its output file but never logged is
+ * logged first (`job.resultSeen`), its processes (by WARDEN_JOB_ID, and its pid if the start time
+ * still matches) are killed (again, if the run that was killing them died too), and it ends
+ * `interrupted` (requeued once, by default) or, with a successful result, `completed`; a job
+ * whose actor finished but whose verdict the queue never heard gets it now; one whose actor was
+ * never started is interrupted without one, which the queue requeues without counting. What the
+ * dead run left is taken before the job files are read and recovered after. Nothing is guessed:
+ * each step is an event in the log.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
