@@ -89,23 +89,29 @@ describe('crash chaos: warden run SIGKILLed over and over during a 30-job queue'
     let runs = 0;
     let drainedEarly = 0;
     let offset = 0;
+    // Whether the run before started jobs (so this one has something to recover).
+    let leftJobs = false;
     while (kills < MIN_KILLS) {
-      // The run before left live jobs: mostly, kill this one while it recovers them.
-      const alive = jobProcesses([tagOf(dir)]).size > 0;
-      const duringRecovery = alive && random() < 0.7;
+      // Mostly, when the run before left jobs, kill this one as soon as it interrupts one of
+      // them: while it recovers and reaps what the dead run left.
+      const duringRecovery = leftJobs && random() < 0.7;
       const delay = between(300, 3_000);
       offset = readFrom(log, 0).offset;
       const run = startRun(dir);
       runs++;
       let exited = false;
       void run.then(() => (exited = true));
-      const deadline = Date.now() + (duringRecovery ? 10_000 : delay);
+      const deadline = Date.now() + (duringRecovery ? 8_000 : delay);
+      let seen = '';
+      let interrupted = false;
       for (;;) {
         if (exited) break;
-        if (duringRecovery) {
-          const fresh = readFrom(log, offset);
-          offset = fresh.offset;
-          if (fresh.text.includes('"type":"job.interrupt"')) break;
+        const fresh = readFrom(log, offset);
+        offset = fresh.offset;
+        seen += fresh.text;
+        if (duringRecovery && fresh.text.includes('"type":"job.interrupt"')) {
+          interrupted = true;
+          break;
         }
         if (Date.now() >= deadline) break;
         await sleep(duringRecovery ? 2 : 10);
@@ -119,7 +125,9 @@ describe('crash chaos: warden run SIGKILLed over and over during a 30-job queue'
       run.kill('SIGKILL');
       await run;
       kills++;
-      if (duringRecovery) recoveryKills++;
+      if (interrupted) recoveryKills++;
+      seen += readFrom(log, offset).text;
+      leftJobs = seen.includes('"type":"job.spawned"') || seen.includes('"type":"job.interrupt"');
     }
 
     const final = startRun(dir);
