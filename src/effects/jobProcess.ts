@@ -4,14 +4,14 @@
  * write its meta file. Events go back through `send`, so the log records them before the
  * machine sees them.
  */
-import { createReadStream, closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, closeSync, constants, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream';
 import { execa } from 'execa';
 import { fromCallback, fromPromise } from 'xstate';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import type { JobMeta } from '../machines/job.machine.js';
-import type { JobInput } from '../store/events/job.events.js';
+import type { JobInput, JobResult } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
 import { readStartTime } from './processIdentity.js';
@@ -76,6 +76,52 @@ export function jobEffects(options: JobEffectsOptions = {}): EffectHandlers {
       input.send({ type: 'job.metaWritten', path: input.params.path });
     }),
   };
+}
+
+/** How much of the end of an output file recovery reads for a result line (a line may be 16 MiB). */
+const RESULT_TAIL_BYTES = 32 * 1024 * 1024;
+
+/**
+ * The last result line in a job's output file (its last 32 MiB), or null (no file, no result).
+ * A run that died may have written the agent's result there without logging it: recovery reads
+ * it back.
+ */
+export function resultInOutputLog(path: string, maxLineBytes?: number): JobResult | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null;
+  }
+  let found: JobResult | null = null;
+  const scanner = new LineScanner({ maxLineBytes, onResult: (result) => (found = result), onRateLimit: () => {} });
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) return null;
+    // From the first line that starts inside the tail: a cut line is not read as one.
+    let position = Math.max(0, stat.size - RESULT_TAIL_BYTES);
+    let skipping = position > 0;
+    for (;;) {
+      const chunk = Buffer.alloc(1024 * 1024);
+      const read = readSync(fd, chunk, 0, chunk.length, position);
+      if (read === 0) break;
+      position += read;
+      let piece = chunk.subarray(0, read);
+      if (skipping) {
+        const newline = piece.indexOf(0x0a);
+        if (newline < 0) continue;
+        piece = piece.subarray(newline + 1);
+        skipping = false;
+      }
+      scanner.push(piece);
+    }
+    scanner.end();
+  } catch {
+    // Unreadable part-way (not a regular file, say): what was read stands.
+  } finally {
+    closeSync(fd);
+  }
+  return found;
 }
 
 /** The root of a job a dead run started: its pid, only if that pid still has the recorded start time. */

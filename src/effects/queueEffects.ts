@@ -4,10 +4,10 @@
  * finished job's lock go. Like every effect, they report back through events the runner logs
  * before the queue sees them; the queue itself reads no file.
  */
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fromCallback, fromPromise } from 'xstate';
-import { LockFormatError, LockHeldError } from '../errors.js';
+import { FlockTimeoutError, LockFormatError, LockHeldError, LockPathError } from '../errors.js';
 import type { QueueEffects } from '../machines/queue.machine.js';
 import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import { DEFAULT_JOB_TIMEOUTS, type JobInput, type JobTimeouts } from '../store/events/job.events.js';
@@ -192,52 +192,76 @@ export function queueEffects(host: QueueHost): EffectHandlers {
         host.requestScan();
         return;
       }
-      // One live agent per worker: the job's cwd lock, held for its session (`warden-job:<jobId>`),
-      // so the lock stays live while any process of the job does, even past this scheduler.
-      if (existsSync(cwd)) {
-        try {
-          await acquireWorkerLock(cwd, { session: `${WARDEN_JOB_SESSION_PREFIX}${jobId}` }, { probes: probes(), graceMs: host.workerLockGraceMs });
-        } catch (error) {
-          if (error instanceof LockHeldError) {
-            const holder = error.holder;
-            input.send({
-              type: 'queue.jobBlocked',
-              slug,
-              holder: {
-                pid: typeof holder?.pid === 'number' ? holder.pid : null,
-                session: holder?.session_id ?? null,
-                hostname: holder?.hostname ?? null,
-                reason: error.reason,
-              },
-            });
-            return;
-          }
-          if (error instanceof LockFormatError) {
-            input.send({ type: 'queue.startFailed', slug, reason: `worker lock: ${error.message}`, retry: false });
-            return;
-          }
-          throw error;
+      // Whatever stops the start (a cwd that is a file, a .runtime or agent.lock that is a
+      // symlink, an unwritable run dir) fails the job with the reason: an effect that threw
+      // would leave it `starting` for good, holding its slot, and `--once` would never end.
+      let locked = false;
+      let started = false;
+      try {
+        if (existsSync(cwd) && !statSync(cwd).isDirectory()) {
+          input.send({ type: 'queue.startFailed', slug, reason: `cannot start: cwd is not a directory: ${cwd}`, retry: false });
+          return;
         }
+        // One live agent per worker: the job's cwd lock, held for its session (`warden-job:<jobId>`),
+        // so the lock stays live while any process of the job does, even past this scheduler.
+        if (existsSync(cwd)) {
+          try {
+            await acquireWorkerLock(cwd, { session: `${WARDEN_JOB_SESSION_PREFIX}${jobId}` }, { probes: probes(), graceMs: host.workerLockGraceMs });
+            locked = true;
+          } catch (error) {
+            if (error instanceof LockHeldError) {
+              const holder = error.holder;
+              input.send({
+                type: 'queue.jobBlocked',
+                slug,
+                holder: {
+                  pid: typeof holder?.pid === 'number' ? holder.pid : null,
+                  session: holder?.session_id ?? null,
+                  hostname: holder?.hostname ?? null,
+                  reason: error.reason,
+                },
+              });
+              return;
+            }
+            if (error instanceof FlockTimeoutError) {
+              // Another process holds the worker's coordination lock: blocked (and watched), not failed.
+              input.send({ type: 'queue.jobBlocked', slug, holder: { pid: null, session: null, hostname: null, reason: error.message } });
+              return;
+            }
+            if (error instanceof LockFormatError || error instanceof LockPathError) {
+              input.send({ type: 'queue.startFailed', slug, reason: `cannot start: worker lock: ${error.message}`, retry: false });
+              return;
+            }
+            throw error;
+          }
+        }
+        // (A missing cwd is the job's own failure: its spawn reports "cwd missing".)
+        const base = runFileBase(slug, run);
+        mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
+        const promptPath = join(host.runDir, `${base}.prompt`);
+        writePrivate(promptPath, prompt.prompt);
+        const via = spec.command.some((a) => a.includes('{prompt}')) ? 'argv' : 'stdin';
+        const jobInput: JobInput = {
+          jobId,
+          slug,
+          command: spec.command,
+          cwd,
+          prompt: { path: promptPath, via, bytes: Buffer.byteLength(prompt.prompt) },
+          outputLog: join(host.runDir, `${base}.log`),
+          metaPath: join(host.runDir, `${base}.meta.json`),
+          env: { ...host.env },
+          timeouts: spec.timeouts,
+        };
+        input.send({ type: 'queue.jobStarted', slug, actor, jobId, at: at() });
+        started = true;
+        host.startJobActor(actor, jobInput);
+      } catch (error) {
+        const reason = `cannot start: ${errorText(error)}`;
+        if (locked && !started) await releaseWorkerLock(cwd).catch(() => {});
+        if (!started) input.send({ type: 'queue.startFailed', slug, reason, retry: false });
+        // The queue counts it as running under an actor that never came to be: its verdict, then.
+        else input.send({ type: 'queue.jobFinished', slug, actor, outcome: 'failed', reason, exitCode: null, signal: null, killedBy: null, startedAt: null, finishedAt: null, costUsd: null, rateLimitResetsAt: null, at: at() });
       }
-      // (A missing cwd is the job's own failure: its spawn reports "cwd missing".)
-      const base = runFileBase(slug, run);
-      mkdirSync(host.runDir, { recursive: true, mode: 0o700 });
-      const promptPath = join(host.runDir, `${base}.prompt`);
-      writePrivate(promptPath, prompt.prompt);
-      const via = spec.command.some((a) => a.includes('{prompt}')) ? 'argv' : 'stdin';
-      const jobInput: JobInput = {
-        jobId,
-        slug,
-        command: spec.command,
-        cwd,
-        prompt: { path: promptPath, via, bytes: Buffer.byteLength(prompt.prompt) },
-        outputLog: join(host.runDir, `${base}.log`),
-        metaPath: join(host.runDir, `${base}.meta.json`),
-        env: { ...host.env },
-        timeouts: spec.timeouts,
-      };
-      input.send({ type: 'queue.jobStarted', slug, actor, jobId, at: at() });
-      host.startJobActor(actor, jobInput);
     }),
 
     watchWorker: fromCallback(({ input }: { input: EffectInput<QueueEffects['watchWorker']> }) => {
@@ -307,6 +331,13 @@ export function queueEffects(host: QueueHost): EffectHandlers {
       if (existsSync(input.params.cwd)) await releaseWorkerLock(input.params.cwd);
     }),
   };
+}
+
+/** An error as one line: its message, with the errno code where there is one. */
+function errorText(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  const message = error instanceof Error ? error.message : String(error);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
 
 function writePrivate(path: string, text: string): void {

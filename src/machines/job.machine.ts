@@ -240,6 +240,9 @@ export const jobMachine = setup({
         'job.exited': { actions: 'recordExit' },
         // Spawned (in this run) after the reap looked: look again.
         'job.spawned': { target: 'interrupting', reenter: true, actions: 'recordSpawn' },
+        // The run that was reaping died before job.reaped: reap again (as `exited` does), or
+        // the job would hold its slot for good and no later run could end it.
+        'job.interrupt': { target: 'interrupting', reenter: true },
       },
     },
     finishing: {

@@ -323,8 +323,9 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
     case 'deferred':
       return back({ deferrals: job.deferrals + 1 });
     case 'interrupted':
-      // Interrupted by a scheduler that is stopping (detached): back to pending, not counted.
-      if (stopping) return back({});
+      // Interrupted by a scheduler that is stopping (detached), or before it started (no
+      // spawn was logged: the agent never ran): back to pending, not counted.
+      if (stopping || event.startedAt === null) return back({});
       if (job.interruptions < requeueInterrupted) return back({ interruptions: job.interruptions + 1 });
       return { ...job, ...facts, status: 'interrupted', interruptions: job.interruptions + 1, reason: `${event.reason}; interrupted ${job.interruptions + 1} times, not run again (requeueInterrupted ${requeueInterrupted})` };
   }

@@ -5,17 +5,21 @@
  *
  * Crash recovery, in log order: earlier lease holdings left open are closed (`lease.superseded`);
  * a job the queue counts as starting or running whose actor is not finished is sent
- * `job.interrupt` — its processes (by WARDEN_JOB_ID, and its pid if the start time still matches)
- * are killed, and it ends `interrupted`, which the queue requeues (once, by default); a job whose
- * actor finished but whose verdict the queue never heard gets it now; one whose actor was never
- * started is interrupted without one. Nothing is guessed: each step is an event in the log.
+ * `job.interrupt` — a result line the dead run wrote to its output file but never logged is
+ * logged first (`job.resultSeen`), its processes (by WARDEN_JOB_ID, and its pid if the start time
+ * still matches) are killed (again, if the run that was killing them died too), and it ends
+ * `interrupted` (requeued once, by default) or, with a successful result, `completed`; a job
+ * whose actor finished but whose verdict the queue never heard gets it now; one whose actor was
+ * never started is interrupted without one, which the queue requeues without counting. What the
+ * dead run left is taken before the job files are read and recovered after. Nothing is guessed:
+ * each step is an event in the log.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, watch, type FSWatcher } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { systemClock, type Clock } from '../effects/clock.js';
 import { serveControl, type ControlReply, type ControlRequest, type ControlServer } from '../effects/controlSocket.js';
-import { jobEffects } from '../effects/jobProcess.js';
+import { jobEffects, resultInOutputLog } from '../effects/jobProcess.js';
 import { queueEffects, scanJobs, type ScanResult } from '../effects/queueEffects.js';
 import type { SessionProbe } from '../effects/sessionProbes.js';
 import { LeaseLostError } from '../errors.js';
@@ -64,6 +68,11 @@ export interface SchedulerOptions {
   control?: boolean;
   /** When the log is fsynced (default `batch`: at most every 50 ms). */
   fsync?: FsyncMode;
+  /**
+   * Stopping waits at most this long for interrupted jobs to reach their verdict (default
+   * 10 s); whatever has not is left to the next run's recovery, and the scheduler stops anyway.
+   */
+  stopWithinMs?: number;
 }
 
 /** What a display needs of a running scheduler. */
@@ -285,9 +294,14 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     } else if ((live.snapshot(POLL_ACTOR)?.value ?? 'stopped') !== 'stopped') {
       live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'no meter in the config' });
     }
-    recover(live, view.queue(), report, new Date(clock.now()).toISOString());
-    scanned = true;
+    // What the dead run left is taken before the job files are read, and recovered after: a
+    // job recovery sends back to pending is picked at once, and a pick before the first scan
+    // failed its start ("its job file changed") and spent a run number. Until its verdict,
+    // what the dead run left holds its slot and cwd, so the scan's pick does not touch it.
+    const leftBehind = view.queue();
     rescan();
+    recover(live, leftBehind, report, new Date(clock.now()).toISOString());
+    scanned = true;
     if (options.once && isDrained(view.queue())) finish('drained');
     try {
       watcher = watch(jobsDir, () => {
@@ -307,7 +321,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       if (config.meter) live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'the scheduler is stopping' });
       if (config.supervisor) live.send(SUPERVISOR_ACTOR, { type: 'supervisor.stop', reason: 'the scheduler is stopping' });
       live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
-      await interruptRunning(live, view, 'the scheduler is stopping');
+      await interruptRunning(live, view, 'the scheduler is stopping', options.stopWithinMs ?? STOP_WITHIN_MS);
     }
     const queue = view.queue();
     return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy, ...(lostReason ? { lostReason } : {}) };
@@ -328,7 +342,7 @@ function allCompleted(queue: QueueContext): boolean {
   return queue.problems.length === 0 && jobs.every((j) => j.status === 'completed');
 }
 
-/** What a dead run left: see the module comment. */
+/** What a dead run left (`queue`: the queue as the log left it, before this run's first pick): see the module comment. */
 function recover(runner: Runner, queue: QueueContext, report: (actor: string) => void, at: string): void {
   for (const [slug, investigation] of Object.entries(queue.investigations)) {
     if (investigation.status === 'starting') runner.send(QUEUE_ACTOR, { type: 'queue.investigationSkipped', slug, reason: 'the run that was starting it ended first' });
@@ -342,10 +356,24 @@ function recover(runner: Runner, queue: QueueContext, report: (actor: string) =>
     const snapshot = job.actor ? runner.snapshot(job.actor) : undefined;
     const previousRun = job.jobId?.split('/')[0] ?? 'unknown';
     if (!snapshot) runner.send(QUEUE_ACTOR, interruptedBeforeStart(job, `run ${previousRun} ended before the job started`, at));
-    else if (snapshot.status !== 'done') runner.send(job.actor!, { type: 'job.interrupt', reason: `its scheduler (run ${previousRun}) ended while it ran` });
+    else if (snapshot.status !== 'done') {
+      seenResult(runner, job.actor!, snapshot.context as JobContext);
+      runner.send(job.actor!, { type: 'job.interrupt', reason: `its scheduler (run ${previousRun}) ended while it ran` });
+    }
     // Finished, but the run died before telling the queue: tell it now.
     else report(job.actor!);
   }
+}
+
+/**
+ * A result line the dead run wrote to the job's output file but died before logging: the agent
+ * said it was done, so the job is judged by that result (a success is completed, not
+ * interrupted). The file is whole: nothing writes to it once its run is dead.
+ */
+function seenResult(runner: Runner, actor: string, context: JobContext): void {
+  if (context.result !== null) return;
+  const result = resultInOutputLog(context.outputLog);
+  if (result) runner.send(actor, { type: 'job.resultSeen', ...result });
 }
 
 function interruptedBeforeStart(job: QueueJob, reason: string, at: string) {
@@ -366,18 +394,28 @@ function interruptedBeforeStart(job: QueueJob, reason: string, at: string) {
   };
 }
 
-/** Interrupts every running job and waits until each has its verdict (the queue requeues them). */
-async function interruptRunning(runner: Runner, view: SchedulerView, reason: string): Promise<void> {
+/** How long a stopping scheduler waits for its interrupted jobs (a reap takes at most about 2 s). */
+const STOP_WITHIN_MS = 10_000;
+
+/**
+ * Interrupts every running job and waits until each has its verdict (the queue requeues them),
+ * or `withinMs` has passed: a stop ends in bounded time whatever state a job is in; what has no
+ * verdict yet is recovered by the next run, as after a crash.
+ */
+async function interruptRunning(runner: Runner, view: SchedulerView, reason: string, withinMs: number): Promise<void> {
   const queue = view.queue();
   const actors = [
     ...Object.values(queue.jobs).filter((j) => j.status === 'running' || j.status === 'starting').map((j) => j.actor),
     ...Object.values(queue.investigations).filter((i) => i.status === 'running').map((i) => i.actor),
   ].filter((actor): actor is string => actor !== null && runner.snapshot(actor)?.status === 'active');
   for (const actor of actors) runner.send(actor, { type: 'job.interrupt', reason });
+  let timer: NodeJS.Timeout | undefined;
   await Promise.race([
     Promise.all(actors.map((actor) => runner.waitFor(actor, (s) => s.status === 'done'))),
     runner.halted,
+    new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs))),
   ]);
+  clearTimeout(timer);
 }
 
 function controlRequest(runner: Runner, request: ControlRequest, clock: Clock): ControlReply {

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
@@ -6,15 +6,14 @@ import type { LogRecord } from '../../src/store/record.js';
 import { warden } from '../helpers/cli.js';
 import { execa } from 'execa';
 import { CLI } from '../helpers/cli.js';
-import { jobProcesses, outputLine, slugOfJobId, startRun, watchJobProcesses, writeJob, writeProject, type TestJob } from '../helpers/queueProject.js';
+import { jobProcesses, outputLine, startRun, tagOf, watchJobProcesses, writeJob, writeProject, type TestJob } from '../helpers/queueProject.js';
 import { useSleepers } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
 const sleeper = useSleepers();
-// Every slug in this file starts with "qe-", so /proc can be searched for this file's jobs alone.
-const ours = (jobId: string) => slugOfJobId(jobId).startsWith('qe-');
-const leftovers = () => [...jobProcesses()].filter(([id]) => ours(id));
+// This file's job processes: those tagged by the projects it wrote (see writeProject).
+const leftovers = () => [...jobProcesses()];
 
 afterEach(() => {
   expect(leftovers(), 'job processes left behind').toEqual([]);
@@ -29,12 +28,69 @@ function startLeaseHolder(dir: string) {
   return child;
 }
 
-/** Resolves once `n` of this file's job processes are alive (their spawn follows the log's record). */
-async function agentsAlive(n: number): Promise<void> {
-  while (new Set(leftovers().map(([id]) => id)).size < n) await new Promise((r) => setTimeout(r, 20));
+/** Resolves once `n` jobs of the project in `dir` have live processes (their spawn follows the log's record). */
+async function agentsAlive(dir: string, n: number): Promise<void> {
+  while (jobProcesses([tagOf(dir)]).size < n) await new Promise((r) => setTimeout(r, 20));
 }
 
 const recordsOf = (dir: string): LogRecord[] => readLog(join(dir, '.warden', 'events.jsonl')).records;
+
+/** Resolves with the first record of the log that `predicate` accepts, polling (a missing or half-written log is read again). */
+async function logRecord(dir: string, predicate: (r: LogRecord) => boolean, withinMs = 30_000): Promise<LogRecord> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    let found: LogRecord | undefined;
+    try {
+      found = recordsOf(dir).find(predicate);
+    } catch {
+      // not there yet
+    }
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no such record in ${withinMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The child's exit, or null if it is still running `withinMs` later. */
+async function exitWithin<T>(child: Promise<T>, withinMs: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const result = await Promise.race([child, new Promise<null>((r) => (timer = setTimeout(() => r(null), withinMs)))]);
+  clearTimeout(timer);
+  return result;
+}
+
+const RESPAWNER = join(import.meta.dirname, '../fixtures/agent/respawner.mjs');
+
+/**
+ * Leaves a lingering job in `interrupting` with no reap logged, as a run killed during its reap
+ * does: run 1 is SIGKILLed once the job is spawned; run 2 recovers it — a process of the job that
+ * keeps coming back holds its reap open — and is SIGKILLed once its job.interrupt is logged.
+ */
+async function killedDuringReap(dir: string): Promise<{ actor: string }> {
+  writeProject(dir, [{ slug: 'qe-reap', agent: ['--lines', '1', '--result', 'success', '--linger', 'forever'] }], { requeueInterrupted: 0, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 500, killAfterMs: 300, idleOutputMs: 20_000 } });
+  const first = startRun(dir);
+  const spawned = await logRecord(dir, (r) => r.type === 'job.spawned');
+  first.kill('SIGKILL');
+  await first;
+  const started = recordsOf(dir).find((r) => r.type === 'actor.started' && r.actor === spawned.actor)!;
+  const jobId = (started.data as { input: { jobId: string } }).input.jobId;
+  const respawner = execa('node', [RESPAWNER, '4'], { env: { CARRY_JOB_ID: jobId, CARRY_TAG: tagOf(dir) }, reject: false, all: true });
+  try {
+    await new Promise<void>((resolve) => respawner.all!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
+    const second = startRun(dir);
+    const interrupt = await logRecord(dir, (r) => r.type === 'job.interrupt' && r.actor === spawned.actor);
+    second.kill('SIGKILL');
+    await second;
+    // The scenario holds: the interrupt is logged, its reap is not.
+    const after = recordsOf(dir).filter((r) => r.seq > interrupt.seq && r.actor === spawned.actor).map((r) => r.type);
+    expect(after, 'run 2 logged its reap before it was killed').not.toContain('job.reaped');
+    expect(recordsOf(dir).findLast((r) => r.actor === spawned.actor)!.state).toBe('interrupting');
+  } finally {
+    respawner.kill('SIGTERM');
+    await respawner;
+  }
+  return { actor: spawned.actor };
+}
 async function statusOf(dir: string) {
   const result = await warden(['status', '--dir', dir, '--json']);
   expect(result.code, result.stderr).toBe(0);
@@ -96,10 +152,10 @@ describe('warden run', () => {
     const dir = tempDir();
     const jobs = Array.from({ length: 6 }, (_, i) => ({ slug: `qe-two-${i}`, agent: ['--work', '1500', '--result', 'success'] }));
     writeProject(dir, jobs);
-    const watch = watchJobProcesses(ours);
+    const watch = watchJobProcesses(dir);
     const first = startRun(dir);
     await outputLine(first, /qe-two-\d running/);
-    await agentsAlive(2);
+    await agentsAlive(dir, 2);
     const second = startRun(dir, ['--once', '--probe-ms', '100']);
     await outputLine(second, /waiting for the lease/);
     first.kill('SIGKILL');
@@ -124,14 +180,14 @@ describe('warden run', () => {
     const dir = tempDir();
     const jobs = Array.from({ length: 5 }, (_, i) => ({ slug: `qe-crash-${i}`, agent: ['--lines', '1', '--grandchild', '--setsid', '--work', '1500', '--result', 'success'] }));
     writeProject(dir, jobs, { concurrencyCap: 3 });
-    const watch = watchJobProcesses((id) => ours(id));
+    const watch = watchJobProcesses(dir);
     const first = startRun(dir);
     await outputLine(first, /qe-crash-\d running/);
-    await agentsAlive(3);
+    await agentsAlive(dir, 3);
     first.kill('SIGKILL');
     await first;
     // Its agents (in groups of their own) outlive it: the next run must kill them first.
-    expect(leftovers().length).toBeGreaterThan(0);
+    expect(jobProcesses([tagOf(dir)]).size).toBeGreaterThan(0);
     const second = await startRun(dir);
     const { worst } = watch.stop();
     expect(second.exitCode, String(second.all)).toBe(0);
@@ -246,6 +302,111 @@ describe('warden run', () => {
     const again = await startRun(dir);
     expect(again.exitCode, String(again.all)).toBe(0);
     expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'completed', runs: 2 });
+  }, 60_000);
+
+  it('a run killed while it reaps a dead run\'s job: the next run --once reaps it again and ends with the job in a terminal state', async () => {
+    const dir = tempDir();
+    const { actor } = await killedDuringReap(dir);
+    const third = startRun(dir);
+    const result = await exitWithin(third, 30_000);
+    if (result === null) third.kill('SIGKILL');
+    expect(result, `run --once did not end:\n${third.output()}`).not.toBeNull();
+    const status = await statusOf(dir);
+    expect(['completed', 'interrupted']).toContain(status.jobs[0]!.status);
+    // Reaped by the third run: once only.
+    expect(recordsOf(dir).filter((r) => r.actor === actor && r.type === 'job.reaped')).toHaveLength(1);
+    await verified(dir);
+  }, 60_000);
+
+  it('SIGTERM of a run recovering a job left in interrupting ends it in bounded time', async () => {
+    const dir = tempDir();
+    const { actor } = await killedDuringReap(dir);
+    const lastSeq = recordsOf(dir).at(-1)!.seq;
+    const third = startRun(dir, []);
+    // Its recovery has begun (the old code then had nothing to wait on but a job that never ends).
+    await logRecord(dir, (r) => r.seq > lastSeq && r.actor === actor && r.type === 'job.interrupt');
+    third.kill('SIGTERM');
+    const result = await exitWithin(third, 30_000);
+    if (result === null) third.kill('SIGKILL');
+    expect(result, `warden run ignored SIGTERM:\n${third.output()}`).not.toBeNull();
+    expect(result!.signal).toBe('SIGTERM');
+    expect((await statusOf(dir)).lease.held).toBe(false);
+    await verified(dir);
+  }, 60_000);
+
+  it('a job that cannot start fails with the reason, and --once ends: a cwd that is a file, a .runtime or agent.lock that is a symlink', async () => {
+    const dir = tempDir();
+    writeProject(dir, [{ slug: 'qe-file-cwd', cwd: 'a-file' }, { slug: 'qe-runtime-link' }, { slug: 'qe-lock-link' }, { slug: 'qe-fine' }]);
+    rmSync(join(dir, 'a-file'), { recursive: true });
+    writeFileSync(join(dir, 'a-file'), 'not a dir\n');
+    mkdirSync(join(dir, 'elsewhere'));
+    symlinkSync(join(dir, 'elsewhere'), join(dir, 'w', 'qe-runtime-link', '.runtime'));
+    mkdirSync(join(dir, 'w', 'qe-lock-link', '.runtime'));
+    writeFileSync(join(dir, 'elsewhere', 'target'), '{}\n');
+    symlinkSync(join(dir, 'elsewhere', 'target'), join(dir, 'w', 'qe-lock-link', '.runtime', 'agent.lock'));
+    const run = startRun(dir);
+    const result = await exitWithin(run, 30_000);
+    if (result === null) run.kill('SIGKILL');
+    expect(result, `run --once did not end:\n${run.output()}`).not.toBeNull();
+    expect(result!.exitCode).toBe(1);
+    const status = await statusOf(dir);
+    const bySlug = Object.fromEntries(status.jobs.map((j) => [j.slug, j]));
+    expect(Object.fromEntries(status.jobs.map((j) => [j.slug, j.status]))).toEqual({ 'qe-file-cwd': 'failed', 'qe-fine': 'completed', 'qe-lock-link': 'failed', 'qe-runtime-link': 'failed' });
+    const reasons = await warden(['status', '--dir', dir]);
+    expect(reasons.stdout).toMatch(/qe-file-cwd.*cwd is not a directory/);
+    expect(reasons.stdout).toMatch(/qe-runtime-link.*\.runtime.*symbolic link/);
+    expect(reasons.stdout).toMatch(/qe-lock-link.*agent\.lock/);
+    expect(bySlug['qe-file-cwd']).toMatchObject({ attempts: 1 });
+    const failed = recordsOf(dir).filter((r) => r.type === 'queue.startFailed').map((r) => (r.data as { reason: string }).reason);
+    expect(failed).toHaveLength(3);
+    expect(recordsOf(dir).some((r) => r.type === 'effect.failed')).toBe(false);
+    expect(readFileSync(join(dir, 'elsewhere', 'target'), 'utf8')).toBe('{}\n');
+    await verified(dir);
+  }, 60_000);
+
+  it('a job whose result its dead run wrote to the output file but never logged is judged by that result', async () => {
+    const dir = tempDir();
+    writeProject(dir, [{ slug: 'qe-said-done', agent: ['--lines', '1', '--work', '60000', '--result', 'success'] }], { requeueInterrupted: 0 });
+    const first = startRun(dir);
+    const spawned = await logRecord(dir, (r) => r.type === 'job.spawned');
+    await logRecord(dir, (r) => r.type === 'job.firstOutput');
+    first.kill('SIGKILL');
+    await first;
+    // What a run that died between writing the agent's last line and logging it leaves: the line in the output file alone.
+    const started = recordsOf(dir).find((r) => r.type === 'actor.started' && r.actor === spawned.actor)!;
+    const outputLog = (started.data as { input: { outputLog: string } }).input.outputLog;
+    appendFileSync(outputLog, `${JSON.stringify({ type: 'result', subtype: 'success', is_error: false, duration_ms: 10, result: 'done', total_cost_usd: 0.01 })}\n`);
+    expect(recordsOf(dir).some((r) => r.type === 'job.resultSeen')).toBe(false);
+    const second = await startRun(dir);
+    expect(second.exitCode, String(second.all)).toBe(0);
+    const status = await statusOf(dir);
+    expect(status.jobs[0]).toMatchObject({ slug: 'qe-said-done', status: 'completed', runs: 1 });
+    await verified(dir);
+  }, 60_000);
+
+  it('a job whose run died after picking it but before it started is run again without using up a requeue', async () => {
+    const dir = tempDir();
+    writeProject(dir, [{ slug: 'qe-picked' }], { requeueInterrupted: 0 });
+    // The start waits for the worker's coordination lock, held here: the run dies while the job is starting.
+    const runtime = join(dir, 'w', 'qe-picked', '.runtime');
+    mkdirSync(runtime);
+    // -o: flock(1) itself holds the lock (its command does not), so killing its group frees it.
+    const holder = execa('flock', ['-o', join(runtime, 'agent.lock.flock'), 'sh', '-c', 'echo held; exec sleep 60'], { reject: false, all: true, detached: true });
+    try {
+      await new Promise<void>((resolve) => holder.all!.on('data', (d: Buffer) => d.toString().includes('held') && resolve()));
+      const first = startRun(dir);
+      await logRecord(dir, (r) => r.actor === 'queue' && (r.effects ?? []).some((e) => e.type === 'startJob'));
+      first.kill('SIGKILL');
+      await first;
+    } finally {
+      process.kill(-holder.pid!, 'SIGKILL');
+      await holder;
+    }
+    expect(recordsOf(dir).some((r) => r.type === 'queue.jobStarted')).toBe(false);
+    const second = await startRun(dir);
+    expect(second.exitCode, String(second.all)).toBe(0);
+    expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'completed', interruptions: 0, runs: 2 });
+    await verified(dir);
   }, 60_000);
 
   it('bad input: junk WARDEN_MAX_CONCURRENCY, unknown flags and config keys are exit 2 with one line', async () => {

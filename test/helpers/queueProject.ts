@@ -15,13 +15,37 @@ export interface TestJob {
   cwd?: string;
 }
 
-/** Writes a project: config and job files running the fake agent, each in a cwd of its own. */
+/**
+ * The variable every job of a test project carries (config `env.set`), so a test finds its own
+ * job processes in /proc and nobody else's — not another test's, nor another copy of the suite's
+ * running beside it with the same slugs.
+ */
+export const TAG_VARIABLE = 'WARDEN_TEST_TAG';
+
+/** Tags of the projects this test file wrote (each test file runs in a worker of its own). */
+const projectTags = new Set<string>();
+
+/** The tag of the project in `dir`: unique to it, as its temp dir is. */
+export function tagOf(dir: string): string {
+  return `warden-test:${dir}`;
+}
+
+/** Writes a project: config and job files running the fake agent, each in a cwd of its own; every job carries the project's tag. */
 export function writeProject(dir: string, jobs: readonly TestJob[], config: Record<string, unknown> = {}): void {
   mkdirSync(join(dir, '.warden', 'jobs'), { recursive: true });
+  const env = (config.env ?? {}) as { set?: Record<string, string> };
+  projectTags.add(tagOf(dir));
   writeFileSync(
     join(dir, '.warden', 'config.json'),
     // Investigations off unless a test asks: a failing job would otherwise start the default agent.
-    JSON.stringify({ concurrencyCap: 2, blockedProbeMs: 100, investigation: { enabled: false }, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 10_000, killAfterMs: 500, idleOutputMs: 20_000 }, ...config }),
+    JSON.stringify({
+      concurrencyCap: 2,
+      blockedProbeMs: 100,
+      investigation: { enabled: false },
+      timeouts: { maxDurationMs: 60_000, postResultGraceMs: 10_000, killAfterMs: 500, idleOutputMs: 20_000 },
+      ...config,
+      env: { ...env, set: { ...env.set, [TAG_VARIABLE]: tagOf(dir) } },
+    }),
   );
   for (const job of jobs) writeJob(dir, job);
 }
@@ -36,7 +60,8 @@ export function writeJob(dir: string, job: TestJob): void {
 
 /** `warden run` as a child process, its output collected. */
 export function startRun(dir: string, args: string[] = ['--once'], env: Record<string, string> = {}): ResultPromise & { output: () => string } {
-  const child = execa('node', [CLI, 'run', '--dir', dir, ...args], { reject: false, env, all: true }) as ResultPromise & { output: () => string };
+  // No forced SIGKILL after a SIGTERM: a run that ignores SIGTERM must show as one that does not exit.
+  const child = execa('node', [CLI, 'run', '--dir', dir, ...args], { reject: false, env, all: true, forceKillAfterDelay: false }) as ResultPromise & { output: () => string };
   let text = '';
   child.all!.on('data', (chunk: Buffer) => (text += chunk.toString()));
   child.output = () => text;
@@ -64,17 +89,23 @@ export function outputLine(child: ResultPromise & { output: () => string }, patt
   });
 }
 
-/** Every live process carrying a WARDEN_JOB_ID, by its value (read straight from /proc). */
-export function jobProcesses(): Map<string, number[]> {
+/**
+ * Live job processes (those carrying a WARDEN_JOB_ID) of this test file's projects, by job id,
+ * read straight from /proc: only processes tagged with one of `tags` (default: every project this
+ * file wrote with {@link writeProject}) count — never a process of someone else's with the same slug.
+ */
+export function jobProcesses(tags: Iterable<string> = projectTags): Map<string, number[]> {
+  const wanted = new Set([...tags].map((tag) => `${TAG_VARIABLE}=${tag}`));
   const found = new Map<string, number[]>();
+  if (wanted.size === 0) return found;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
-      const variable = readFileSync(`/proc/${entry}/environ`, 'latin1')
-        .split('\0')
-        .find((v) => v.startsWith('WARDEN_JOB_ID='));
+      const environ = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
+      if (!environ.some((v) => wanted.has(v))) continue;
+      const variable = environ.find((v) => v.startsWith('WARDEN_JOB_ID='));
       if (!variable) continue;
       const id = variable.slice('WARDEN_JOB_ID='.length);
       found.set(id, [...(found.get(id) ?? []), Number(entry)]);
@@ -90,16 +121,14 @@ export const slugOfJobId = (id: string) => id.slice(id.indexOf('/') + 1).replace
 
 /**
  * Watches /proc while a test runs: the most processes of any one job (slug) alive at once, and
- * of which job ids. Only processes under `dir` count (by their job id's run dir: all test
- * projects use fresh runIds, so ids are matched against the set seen under this project).
+ * of which job ids. Only the processes of the project in `dir` count (by its tag).
  */
-export function watchJobProcesses(filter: (jobId: string) => boolean): { stop: () => { maxPerSlug: number; worst: string[] } } {
+export function watchJobProcesses(dir: string): { stop: () => { maxPerSlug: number; worst: string[] } } {
   let maxPerSlug = 0;
   let worst: string[] = [];
   const look = () => {
     const bySlug = new Map<string, string[]>();
-    for (const [id, pids] of jobProcesses()) {
-      if (!filter(id)) continue;
+    for (const [id, pids] of jobProcesses([tagOf(dir)])) {
       const slug = slugOfJobId(id);
       bySlug.set(slug, [...(bySlug.get(slug) ?? []), ...pids.map((p) => `${id}:${p}`)]);
     }

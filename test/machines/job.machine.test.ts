@@ -151,4 +151,19 @@ describe('the job machine', () => {
     });
     expect(snapshot.value).toBe('finishing');
   });
+
+  it('interrupting: a later interrupt (the run that was reaping died) asks for the reap again, and the job still ends', () => {
+    // Run 1 dies with the job alive; run 2 interrupts it and dies before job.reaped; run 3 interrupts again.
+    const interrupting = run([...started, { type: 'job.interrupt', reason: 'its scheduler (run r1) ended while it ran' }]);
+    expect(interrupting.snapshot.value).toBe('interrupting');
+    expect(interrupting.last).toContain('reapJob');
+    const again = run([{ type: 'job.interrupt', reason: 'its scheduler (run r2) ended while it ran' }], interrupting.snapshot);
+    expect(again.snapshot.value).toBe('interrupting');
+    expect(again.last).toEqual(['reapJob']);
+    const root = (transition(jobMachine, interrupting.snapshot as never, { type: 'job.interrupt', reason: 'r2' } as never)[1].find((a) => a.type === 'reapJob')!.params) as { jobId: string; root: unknown };
+    expect(root).toEqual({ jobId: 'j-1', root: { pid: 4242, pidStartTime: null } });
+    const ended = run([reaped, metaWritten], again.snapshot);
+    expect(ended.snapshot.value).toBe('interrupted');
+    expect(ended.snapshot.context.reason).toMatch(/^interrupted: /);
+  });
 });

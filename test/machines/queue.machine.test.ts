@@ -120,6 +120,18 @@ describe('the queue machine', () => {
     expect(q.started()).toEqual([]);
   });
 
+  it('a job interrupted before it started (no spawn logged) is requeued without using up a requeue', () => {
+    const q = new Queue().send(configure(1, 1)).send(scanned(spec('a', 1)));
+    q.run('a');
+    // Twice in a row its run died before the job started: neither counts.
+    expect(q.finish('a', 'interrupted', { startedAt: null, finishedAt: null, killedBy: 'interrupt' }).started()).toEqual(['a']);
+    q.run('a').finish('a', 'interrupted', { startedAt: null, finishedAt: null, killedBy: 'interrupt' });
+    expect(q.jobs.a).toMatchObject({ status: 'starting', runs: 3, interruptions: 0 });
+    // Once it ran, an interruption counts as before.
+    q.run('a').finish('a', 'interrupted');
+    expect(q.jobs.a).toMatchObject({ status: 'starting', runs: 4, interruptions: 1 });
+  });
+
   it('a blocked job frees its slot, is watched, and starts again when its worker is free', () => {
     const q = new Queue().send(configure(1)).send(scanned(spec('a', 1), spec('b', 1)));
     q.send({ type: 'queue.jobBlocked', slug: 'a', holder: { pid: 77, session: null, hostname: 'h', reason: 'PID 77 alive' } });
