@@ -84,6 +84,10 @@ export interface QueueContext {
   utilizationThreshold: number;
   offsetMs: number;
   resumeSuppressMs: number;
+  /** A usage reading older than this opens nothing (0: never stale). */
+  usageMaxAgeMs: number;
+  /** The last reading is older than usageMaxAgeMs: the gate is shut until the next one. */
+  usageStale: boolean;
   /** Terminal states are sent to a notifier. */
   notify: boolean;
   /** Failed jobs are investigated. */
@@ -441,6 +445,20 @@ export function gateAfterUsage(context: Pick<QueueContext, 'firePolicy' | 'utili
   }
 }
 
+/** In how many ms a reading taken at `readAt` goes stale, as of `at` (≤ 0: it is; null: never). */
+function staleIn(maxAgeMs: number, readAt: string, at: string): number | null {
+  return maxAgeMs > 0 ? maxAgeMs - (Date.parse(at) - Date.parse(readAt)) : null;
+}
+
+/**
+ * The usage gate as it stands: the fire policy's verdict, shut while the last reading is stale
+ * (older than usageMaxAgeMs — from a meter that stopped answering, or from a run long gone).
+ */
+export function usageGate(context: Pick<QueueContext, 'gate' | 'firePolicy' | 'usage' | 'usageStale' | 'usageMaxAgeMs'>): UsageGate {
+  if (context.firePolicy === 'immediate' || !context.usageStale || context.usage === null) return context.gate;
+  return { open: false, reason: `${context.firePolicy}: the last usage reading (${context.usage.at}) is older than ${context.usageMaxAgeMs} ms; waiting for the usage meter`, opensAt: context.gate.opensAt };
+}
+
 /** A pause as of `at`: its timer (if it has an end) runs from `at` to `until`. */
 function pauseOf(reason: PauseReason, message: string, since: string, until: string | null, at: string): QueuePause {
   return { reason, message, since, until, delayMs: until === null ? 0 : Math.max(0, Date.parse(until) - Date.parse(at)) };
@@ -466,13 +484,17 @@ export const queueMachine = setup({
     events: {} as QueueEvent,
   },
   actions: {
-    configure: assign(({ context, event }) => {
-      if (event.type !== 'queue.configure') return {};
+    configure: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.configure') return;
       // A new run: jobs that waited for a worker lock are tried again.
       const jobs = Object.fromEntries(Object.entries(context.jobs).map(([slug, job]) => [slug, job.status === 'blocked' ? { ...job, status: 'pending' as const, blockedBy: null } : job]));
       const policyChanged = event.firePolicy !== context.firePolicy;
       const gate: UsageGate = event.firePolicy === 'immediate' ? { open: true, reason: 'fire policy immediate', opensAt: null } : policyChanged || context.usage === null ? { open: false, reason: `${event.firePolicy}: waiting for the usage meter`, opensAt: null } : context.gate;
-      return {
+      // A reading the last run left opens nothing once it is older than usageMaxAgeMs.
+      const staleInMs = event.firePolicy === 'immediate' || context.usage === null ? null : staleIn(event.usageMaxAgeMs, context.usage.at, event.at);
+      enqueue.cancel('usageStale');
+      if (staleInMs !== null && staleInMs > 0) enqueue.raise({ type: 'queue.usageStale' }, { delay: staleInMs, id: 'usageStale' });
+      enqueue.assign({
         runId: event.runId,
         cap: event.cap,
         requeueInterrupted: event.requeueInterrupted,
@@ -482,11 +504,13 @@ export const queueMachine = setup({
         utilizationThreshold: event.utilizationThreshold,
         offsetMs: event.offsetMs,
         resumeSuppressMs: event.resumeSuppressMs,
+        usageMaxAgeMs: event.usageMaxAgeMs,
+        usageStale: staleInMs !== null && staleInMs <= 0,
         notify: event.notify,
         investigate: event.investigate,
         gate,
         jobs,
-      };
+      });
     }),
     detach: assign({ runId: () => null }),
     reconcile: enqueueActions(({ context, event, enqueue }) => {
@@ -574,20 +598,25 @@ export const queueMachine = setup({
       if (event.type !== 'queue.usage') return;
       const usage = { utilization: event.utilization, resetsAt: event.resetsAt, at: event.at };
       const { gate, armMs } = gateAfterUsage(context, usage);
-      enqueue.assign({ usage, gate });
+      enqueue.assign({ usage, gate, usageStale: false });
+      if (context.firePolicy !== 'immediate' && context.usageMaxAgeMs > 0) {
+        enqueue.cancel('usageStale');
+        enqueue.raise({ type: 'queue.usageStale' }, { delay: context.usageMaxAgeMs, id: 'usageStale' });
+      }
       if (armMs !== null) {
         enqueue.cancel('windowReset');
         enqueue.raise({ type: 'queue.windowReset' }, { delay: armMs, id: 'windowReset' });
       }
     }),
     windowReset: assign(({ context }) => ({ gate: { open: true, reason: `on-reset: the window reset${context.gate.opensAt ? ` (opened ${context.gate.opensAt})` : ''}`, opensAt: null } })),
+    usageStale: assign({ usageStale: () => true }),
     armKick: assign({ kick: () => true }),
     /** Picks a batch (if the gate is open) and starts it: the jobs hold their slots from here. */
     pick: enqueueActions(({ context, enqueue }) => {
       // A kick opens the usage gate and automatic pauses once; a manual pause holds.
       const bypass = context.kick && context.paused?.reason !== 'manual';
       if (context.kick) enqueue.assign({ kick: false });
-      if ((context.paused || !context.gate.open) && !bypass) return;
+      if ((context.paused || !usageGate(context).open) && !bypass) return;
       if (context.runId === null) return;
       const picked = pickBatch(Object.values(context.jobs), context.cap);
       if (picked.length === 0) return;
@@ -648,6 +677,8 @@ export const queueMachine = setup({
     utilizationThreshold: 90,
     offsetMs: 15 * 60_000,
     resumeSuppressMs: 0,
+    usageMaxAgeMs: 0,
+    usageStale: false,
     notify: false,
     investigate: false,
     investigations: {},
@@ -672,6 +703,7 @@ export const queueMachine = setup({
     'queue.kick': { actions: ['armKick', 'pick'] },
     'queue.usage': { actions: ['recordUsage', 'pick'] },
     'queue.windowReset': { actions: ['windowReset', 'pick'] },
+    'queue.usageStale': { actions: 'usageStale' },
     'queue.retryDue': { actions: ['retryDue', 'pick'] },
     'queue.investigationStarted': { actions: 'investigationStarted' },
     'queue.investigationSkipped': { actions: 'investigationSkipped' },

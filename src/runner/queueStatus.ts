@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
 import { builtInMachines } from '../machines/catalogue.js';
-import type { QueueContext, QueueJobStatus, QueuePause, UsageGate } from '../machines/queue.machine.js';
+import { usageGate, type QueueContext, type QueueJobStatus, type QueuePause, type UsageGate } from '../machines/queue.machine.js';
 import type { PollContext } from '../machines/poll.machine.js';
 import { replayLog } from './replay.js';
 
@@ -117,7 +117,7 @@ export function queueStatus(projectDir: string): QueueStatus {
       actor: j.actor,
       removed: j.removed,
     }));
-  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...queue.gate, firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
+  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...usageGate(queue), firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
 }
 
 function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): string | null {
@@ -131,7 +131,7 @@ function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): strin
       const open = job.dependsOn.filter((slug) => queue.jobs[slug]?.status !== 'completed');
       if (open.length > 0) return `dependsOn: ${open.join(', ')}`;
       if (queue.paused) return `the queue to resume (paused: ${queue.paused.reason})`;
-      if (!queue.gate.open) return `the usage gate (${queue.gate.reason})`;
+      if (!usageGate(queue).open) return `the usage gate (${usageGate(queue).reason})`;
       return queue.runId ? 'a free slot (or its group)' : 'a scheduler run';
     }
     default:

@@ -267,6 +267,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       utilizationThreshold: config.utilizationThreshold ?? CONFIG_DEFAULTS.utilizationThreshold,
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
       resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
+      usageMaxAgeMs: config.meter ? usageMaxAgeOf(config.meter) : 0,
       notify: config.notify !== undefined,
       investigate: config.investigation?.enabled ?? FAILURE_DEFAULTS.investigation.enabled,
       at: new Date(clock.now()).toISOString(),
@@ -406,6 +407,12 @@ export function describeControl(request: ControlRequest, queue: QueueContext): s
 }
 
 type MeterSettings = NonNullable<WardenConfig['meter']>;
+
+/** How old a usage reading may be and still open the gate: three poll intervals plus a poll's timeout (docs/usage.md). */
+export function usageMaxAgeOf(meter: MeterSettings): number {
+  const d = CONFIG_DEFAULTS.meter;
+  return 3 * (meter.intervalMs ?? d.intervalMs) + (meter.timeoutMs ?? d.timeoutMs);
+}
 
 /** The poll actor's settings as logged: header values are never written to the log. */
 export function pollConfigure(meter: MeterSettings, at: string) {

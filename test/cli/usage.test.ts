@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { warden } from '../helpers/cli.js';
-import { jobProcesses, outputLine, slugOfJobId, startRun, writeProject } from '../helpers/queueProject.js';
+import { jobProcesses, outputLine, slugOfJobId, startRun, writeJob, writeProject } from '../helpers/queueProject.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -75,6 +75,39 @@ describe('warden run with a usage meter', () => {
     // It resumed no earlier than the reset plus the margin.
     const until = records.filter((r) => r.actor === 'queue' && r.seq === paused.seq).map((r) => (r.effects ?? []).find((e) => e.type === 'timer.arm')!.params as { dueAt: number })[0]!;
     expect(Date.parse(resumed.ts)).toBeGreaterThanOrEqual(until.dueAt);
+  }, 60_000);
+
+  it("a stale reading opens nothing: a new run whose meter fails does not start a job on the last run's 20 %", async () => {
+    const dir = tempDir();
+    const answered = join(dir, 'answered-once');
+    // Answers 20 % once, then fails for good.
+    const script = `const fs = require('node:fs'); if (fs.existsSync(process.argv[1])) { console.error('meter down'); process.exit(1); } fs.writeFileSync(process.argv[1], ''); console.log(JSON.stringify({ utilization: 20 }));`;
+    const meterConfig = { command: ['node', '-e', script, answered], intervalMs: 100, timeoutMs: 5_000, backoff: { initialMs: 100, factor: 1, maxMs: 100 } };
+    writeProject(dir, [{ slug: 'qu-first' }], { firePolicy: 'when-available', meter: meterConfig });
+    const first = startRun(dir);
+    expect((await first).exitCode, first.output()).toBe(0);
+    const log = join(dir, '.warden', 'events.jsonl');
+    const reading = readLog(log).records.find((r) => r.type === 'queue.usage')!;
+    expect(reading.data).toMatchObject({ utilization: 20 });
+    writeJob(dir, { slug: 'qu-second' });
+    // The reading is older than 3 intervals plus the timeout by the time the next run starts.
+    const maxAgeMs = 3 * 100 + 5_000;
+    while (Date.now() - Date.parse((reading.data as { at: string }).at) <= maxAgeMs) await new Promise((r) => setTimeout(r, 50));
+    const before = readLog(log).records.length;
+    const second = startRun(dir, []);
+    const deadline = Date.now() + 30_000;
+    const since = () => readLog(log).records.slice(before);
+    while (since().filter((r) => r.type === 'poll.failed').length < 3) {
+      expect(Date.now(), second.output()).toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(since().filter((r) => r.type === 'job.spawned' || (r.effects ?? []).some((e) => e.type === 'startJob'))).toEqual([]);
+    const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
+    expect(status.gate).toMatchObject({ open: false, reason: expect.stringContaining('is older than 5300 ms') });
+    expect(status.jobs.find((j: { slug: string }) => j.slug === 'qu-second')).toMatchObject({ status: 'pending', waitsFor: expect.stringContaining('the usage gate') });
+    second.kill('SIGTERM');
+    await second;
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
 
   it('a config asking for a fire policy without a meter is exit 2 with one line', async () => {

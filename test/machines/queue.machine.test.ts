@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import { dependencyProblems } from '../../src/effects/queueEffects.js';
-import { isDrained, queueHash, queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { isDrained, queueHash, queueMachine, usageGate, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
 import { snapshotHash } from '../../src/runner/step.js';
 import type { JobSpec } from '../../src/store/events/queue.events.js';
 
@@ -349,6 +349,34 @@ describe('fire policies and automatic pauses', () => {
     q.send(usage(95, '2026-12-01T12:00:00.000Z', '2026-12-01T16:15:00.000Z'));
     expect(q.snapshot.context.gate).toMatchObject({ open: false, opensAt: '2026-12-01T16:30:00.000Z' });
     expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ delay: 4.5 * 60 * 60_000 }) }));
+  });
+
+  it('a stale reading opens nothing: after a restart past usageMaxAgeMs, and during a run once its timer fires', () => {
+    const policy = { firePolicy: 'when-available', utilizationThreshold: 90, usageMaxAgeMs: 190_000 };
+    const q = new Queue().send(configure(1, 1, policy)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
+    expect(q.send(usage(20)).started()).toEqual(['a']);
+    // Each reading (re)arms its staleness timer.
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'usageStale', delay: 190_000 }) }));
+    q.run('a').finish('a');
+    expect(q.started()).toEqual(['b']);
+    // The run dies; a new one starts ten minutes later on the old 20 %: nothing starts.
+    q.send({ type: 'queue.detached', reason: 'stopped', at: T0 });
+    q.send(configure(1, 1, { ...policy, runId: 'run-2', at: '2026-12-01T10:10:00.000Z' }));
+    q.send({ type: 'queue.jobFinished', slug: 'b', actor: q.jobs.b!.actor, outcome: 'interrupted', reason: 'its run died', exitCode: null, signal: null, killedBy: 'interrupt', startedAt: null, finishedAt: null, costUsd: null, rateLimitResetsAt: null, at: '2026-12-01T10:10:00.000Z' });
+    expect(q.started()).toEqual([]);
+    expect(q.send(scanned(spec('a', 1), spec('b', 1), spec('c', 1))).started()).toEqual([]);
+    expect(usageGate(q.snapshot.context)).toMatchObject({ open: false, reason: expect.stringContaining('the last usage reading (2026-12-01T10:00:00.000Z) is older than 190000 ms') });
+    // A fresh reading opens it again.
+    expect(q.send(usage(20, '2026-12-01T10:10:05.000Z')).started()).toEqual(['b']);
+    // A restart within the reading's age keeps it, with a timer for what is left of it.
+    q.send(configure(1, 1, { ...policy, runId: 'run-3', at: '2026-12-01T10:11:05.000Z' }));
+    expect(q.snapshot.context.usageStale).toBe(false);
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'usageStale', delay: 130_000 }) }));
+    // The meter stops answering: once the timer fires, nothing new starts, a kick aside.
+    q.send({ type: 'queue.usageStale' });
+    q.run('b');
+    expect(q.finish('b').started()).toEqual([]);
+    expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
   });
 
   it('a rate limit pauses until its reset time plus the margin', () => {
