@@ -34,6 +34,8 @@ export interface QueueJob {
   attempts: number;
   interruptions: number;
   deferrals: number;
+  /** Deferrals (rate limits) since its last verdict of its own: the rate-limit backoff's exponent. */
+  deferralsInRow: number;
   actor: string | null;
   jobId: string | null;
   blockedBy: { pid: number | null; session: string | null; hostname: string | null; reason: string } | null;
@@ -80,6 +82,8 @@ export interface QueueContext {
   requeueInterrupted: number;
   rateLimitPauseMs: number;
   rateLimitMarginMs: number;
+  /** A job deferred more times in a row than this fails. */
+  rateLimitMaxDeferrals: number;
   firePolicy: FirePolicy;
   utilizationThreshold: number;
   offsetMs: number;
@@ -140,6 +144,11 @@ export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
     picked.push(job.slug);
   }
   return picked;
+}
+
+/** A job waiting for its rate limit's reset (or its deferral backoff), not for a failed attempt's retry. */
+export function isRateLimitWait(job: QueueJob): boolean {
+  return job.status === 'retrying' && job.deferralsInRow > 0;
 }
 
 /** Whether the queue has nothing left to do: no job pending, blocked, starting or running. */
@@ -224,6 +233,7 @@ function newJob(spec: JobSpec): QueueJob {
     attempts: 0,
     interruptions: 0,
     deferrals: 0,
+    deferralsInRow: 0,
     actor: null,
     jobId: null,
     blockedBy: null,
@@ -296,8 +306,41 @@ export function reconcile(jobs: Readonly<Record<string, QueueJob>>, specs: reado
 
 type FinishedEvent = Extract<QueueEvent, { type: 'queue.jobFinished' }>;
 
+/** What a deferral (a rate limit) does to its job: wait until `until`, or fail past the count. */
+interface Deferral {
+  /** Deferrals in a row, this one included. */
+  inRow: number;
+  max: number;
+  fails: boolean;
+  /** When the job may run again: its reset plus the margin (or rateLimitPauseMs), and from the second deferral in a row at least rateLimitPauseMs · 2^(n−1) after it. */
+  until: string;
+  /** The queue's rate-limit pause, as of this step, lasts at least until then. */
+  covered: boolean;
+}
+
+/** The rate-limit pause a deferral asks for: until its reset plus the margin, or rateLimitPauseMs from now. */
+function rateLimitEnd(context: Pick<QueueContext, 'rateLimitMarginMs' | 'rateLimitPauseMs'>, event: FinishedEvent): string {
+  return event.rateLimitResetsAt
+    ? new Date(Date.parse(event.rateLimitResetsAt) + context.rateLimitMarginMs).toISOString()
+    : new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+}
+
+/** The wait a job's n-th deferral in a row asks for at least (ms): none for the first, then rateLimitPauseMs · 2^(n−1). */
+export function deferralBackoff(rateLimitPauseMs: number, n: number): number {
+  return n < 2 ? 0 : rateLimitPauseMs * 2 ** (n - 1);
+}
+
+function deferralOf(context: QueueContext, job: QueueJob, event: FinishedEvent, pausesQueue: boolean): Deferral {
+  const inRow = job.deferralsInRow + 1;
+  const signalEnd = Date.parse(rateLimitEnd(context, event));
+  const until = new Date(Math.max(signalEnd, Date.parse(event.at) + deferralBackoff(context.rateLimitPauseMs, inRow))).toISOString();
+  const current = context.paused?.reason === 'rate_limit' && context.paused.until ? Date.parse(context.paused.until) : Number.NEGATIVE_INFINITY;
+  const pauseEnd = pausesQueue ? Math.max(signalEnd, current) : Number.NEGATIVE_INFINITY;
+  return { inRow, max: context.rateLimitMaxDeferrals, fails: inRow > context.rateLimitMaxDeferrals, until, covered: pauseEnd >= Date.parse(until) };
+}
+
 /** A job's entry after its run's verdict. */
-function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: number, stopping: boolean): QueueJob {
+function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: number, stopping: boolean, deferral: Deferral | null): QueueJob {
   const facts = {
     reason: event.reason,
     exitCode: event.exitCode,
@@ -314,9 +357,10 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
   };
   switch (event.outcome) {
     case 'completed':
-      return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1 };
+      return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1, deferralsInRow: 0 };
     case 'failed': {
       const attempts = job.attempts + 1;
+      job = { ...job, deferralsInRow: 0 };
       // Retried while failed attempts are within retries.max (attempts counts the completed one too).
       if (job.retries && attempts <= job.retries.max && !job.removed) {
         const delay = retryDelay(job.retries, attempts);
@@ -324,8 +368,14 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
       }
       return { ...job, ...facts, status: 'failed', attempts };
     }
-    case 'deferred':
-      return back({ deferrals: job.deferrals + 1 });
+    case 'deferred': {
+      const counts = { deferrals: job.deferrals + 1, deferralsInRow: deferral!.inRow };
+      if (deferral!.fails) return { ...job, ...facts, ...counts, status: 'failed', attempts: job.attempts + 1, reason: `rate limited ${deferral!.inRow} times in a row, more than rateLimitMaxDeferrals (${deferral!.max}); last: ${event.reason}` };
+      // The queue's rate-limit pause holds it at least as long: pending, so a resume or a kick can start it.
+      if (deferral!.covered) return back(counts);
+      const waiting = back(counts);
+      return waiting.status === 'pending' ? { ...waiting, status: 'retrying', retryAt: deferral!.until } : waiting;
+    }
     case 'interrupted':
       // Interrupted by a scheduler that is stopping (detached): back to pending, not counted.
       if (stopping) return back({});
@@ -420,6 +470,17 @@ function effect<K extends keyof QueueEffects>(type: K, params: QueueEffects[K]):
   return { type, params } as never;
 }
 
+/**
+ * Whether a job's verdict pauses the queue for a rate limit: a deferral of the run the queue
+ * counts as running, unless the queue is paused by hand or the user resumed by hand within
+ * resumeSuppressMs (then only the job waits for its reset).
+ */
+function pausesForRateLimit(context: QueueContext, event: FinishedEvent): boolean {
+  if (event.outcome !== 'deferred' || context.paused?.reason === 'manual' || suppressed(context, event.at)) return false;
+  const job = context.jobs[event.slug];
+  return job !== undefined && job.actor === event.actor && OCCUPYING.has(job.status);
+}
+
 /** Whether an automatic pause at `at` is ignored because the user resumed by hand just before. */
 function suppressed(context: QueueContext, at: string): boolean {
   return context.suppressAutoUntil !== null && Date.parse(at) < Date.parse(context.suppressAutoUntil);
@@ -500,6 +561,7 @@ export const queueMachine = setup({
         requeueInterrupted: event.requeueInterrupted,
         rateLimitPauseMs: event.rateLimitPauseMs,
         rateLimitMarginMs: event.rateLimitMarginMs,
+        rateLimitMaxDeferrals: event.rateLimitMaxDeferrals,
         firePolicy: event.firePolicy,
         utilizationThreshold: event.utilizationThreshold,
         offsetMs: event.offsetMs,
@@ -557,12 +619,14 @@ export const queueMachine = setup({
       if (event.type !== 'queue.jobFinished') return;
       const job = context.jobs[event.slug];
       if (!job || job.actor !== event.actor || !OCCUPYING.has(job.status)) return;
-      const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null);
+      const deferral = event.outcome === 'deferred' ? deferralOf(context, job, event, pausesForRateLimit(context, event)) : null;
+      const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null, deferral);
       const jobs = propagateDependencies({ ...context.jobs, [event.slug]: next });
       enqueue.assign({ jobs });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
       notifyChanges(context, jobs, enqueue as never);
-      investigateIfFailed(context, next, enqueue as never);
+      // A job that failed of rate limits is not investigated: nothing in its code is at fault.
+      if (!deferral) investigateIfFailed(context, next, enqueue as never);
       if (next.status === 'retrying' && next.retryAt) {
         enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
       }
@@ -574,10 +638,9 @@ export const queueMachine = setup({
     }),
     pauseForRateLimit: assign(({ context, event }) => {
       if (event.type !== 'queue.jobFinished' || event.outcome !== 'deferred') return {};
+      // (The guard has checked this step pauses: recordFinished, before it, has moved the job on.)
       if (context.paused?.reason === 'manual' || suppressed(context, event.at)) return {};
-      const until = event.rateLimitResetsAt
-        ? new Date(Date.parse(event.rateLimitResetsAt) + context.rateLimitMarginMs).toISOString()
-        : new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+      const until = rateLimitEnd(context, event);
       // A later reset than the pause in force extends it; an earlier one does not shorten it
       // (its timer, started over by this step, runs to the same end).
       const current = context.paused;
@@ -591,6 +654,16 @@ export const queueMachine = setup({
       return { paused: pauseOf(event.reason, event.message, event.at, event.until, event.at) };
     }),
     clearPause: assign({ paused: () => null }),
+    /** A manual resume: jobs waiting for their own rate limit's reset may run (once) now. */
+    releaseDeferred: enqueueActions(({ context, enqueue }) => {
+      let jobs = context.jobs;
+      for (const job of Object.values(context.jobs)) {
+        if (!isRateLimitWait(job)) continue;
+        enqueue.cancel(`retry:${job.slug}`);
+        jobs = { ...jobs, [job.slug]: { ...job, status: 'pending', retryAt: null } };
+      }
+      if (jobs !== context.jobs) enqueue.assign({ jobs });
+    }),
     resumedByHand: assign(({ context, event }) =>
       event.type === 'queue.resume' && context.resumeSuppressMs > 0 ? { suppressAutoUntil: new Date(Date.parse(event.at) + context.resumeSuppressMs).toISOString() } : {},
     ),
@@ -660,7 +733,7 @@ export const queueMachine = setup({
     clearsCurrentPause: ({ context, event }) => event.type === 'queue.clearPause' && context.paused?.reason === event.reason,
     pausesUntil: ({ event }) => event.type === 'queue.pause' && event.until !== null,
     pauseIgnored: ({ context, event }) => event.type === 'queue.pause' && event.reason !== 'manual' && (context.paused?.reason === 'manual' || suppressed(context, event.at)),
-    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && event.outcome === 'deferred' && context.paused?.reason !== 'manual' && !suppressed(context, event.at),
+    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && pausesForRateLimit(context, event),
   },
   delays: {
     pauseEnds: ({ context }) => context.paused?.delayMs ?? 0,
@@ -673,6 +746,7 @@ export const queueMachine = setup({
     requeueInterrupted: 1,
     rateLimitPauseMs: 15 * 60_000,
     rateLimitMarginMs: 0,
+    rateLimitMaxDeferrals: 5,
     firePolicy: 'immediate' as FirePolicy,
     utilizationThreshold: 90,
     offsetMs: 15 * 60_000,
@@ -712,6 +786,7 @@ export const queueMachine = setup({
   states: {
     active: {
       on: {
+        'queue.resume': { actions: ['releaseDeferred', 'pick'] },
         'queue.jobFinished': [
           { guard: 'rateLimited', target: 'pausedUntil', actions: ['recordFinished', 'pauseForRateLimit', 'pick'] },
           { actions: ['recordFinished', 'pick'] },
@@ -731,7 +806,7 @@ export const queueMachine = setup({
           { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
           { target: 'paused', reenter: true, actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'releaseDeferred', 'pick'] },
         'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },
@@ -748,7 +823,7 @@ export const queueMachine = setup({
           { guard: 'pausesUntil', target: 'pausedUntil', reenter: true, actions: 'setPause' },
           { target: 'paused', actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'releaseDeferred', 'pick'] },
         'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
 import { builtInMachines } from '../machines/catalogue.js';
-import { usageGate, type QueueContext, type QueueJobStatus, type QueuePause, type UsageGate } from '../machines/queue.machine.js';
+import { isRateLimitWait, usageGate, type QueueContext, type QueueJobStatus, type QueuePause, type UsageGate } from '../machines/queue.machine.js';
 import type { PollContext } from '../machines/poll.machine.js';
 import { replayLog } from './replay.js';
 
@@ -123,6 +123,7 @@ export function queueStatus(projectDir: string): QueueStatus {
 function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): string | null {
   switch (job.status) {
     case 'retrying':
+      if (isRateLimitWait(job)) return `its rate limit: waits until ${job.retryAt} (deferred ${job.deferralsInRow} times in a row)`;
       return `retry ${job.attempts + 1} at ${job.retryAt}`;
     case 'blocked':
       if (job.blockedOn) return `nothing: ${job.reason}`;

@@ -263,6 +263,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       requeueInterrupted: config.requeueInterrupted ?? 1,
       rateLimitPauseMs: config.rateLimitPauseMs ?? CONFIG_DEFAULTS.rateLimitPauseMs,
       rateLimitMarginMs: config.rateLimitMarginMs ?? CONFIG_DEFAULTS.rateLimitMarginMs,
+      rateLimitMaxDeferrals: config.rateLimitMaxDeferrals ?? CONFIG_DEFAULTS.rateLimitMaxDeferrals,
       firePolicy: config.firePolicy ?? CONFIG_DEFAULTS.firePolicy,
       utilizationThreshold: config.utilizationThreshold ?? CONFIG_DEFAULTS.utilizationThreshold,
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),

@@ -97,7 +97,8 @@ export const configSchema = z
     offsetMinutes: z.number().nonnegative().optional().describe('on-reset: how long after the window resets jobs start').meta({ default: CONFIG_DEFAULTS.offsetMinutes }),
     rateLimitMarginMs: z.number().int().nonnegative().optional().describe("a job's rate limit pauses the queue until its reset time plus this").meta({ default: CONFIG_DEFAULTS.rateLimitMarginMs }),
     rateLimitPauseMs: z.number().int().positive().optional().describe('how long a rate limit that names no reset time pauses the queue').meta({ default: CONFIG_DEFAULTS.rateLimitPauseMs }),
-    resumeSuppressMs: z.number().int().nonnegative().optional().describe('after a manual `warden resume`, automatic pauses (rate limit, auth, network) are ignored this long').meta({ default: CONFIG_DEFAULTS.resumeSuppressMs }),
+    rateLimitMaxDeferrals: z.number().int().nonnegative().optional().describe('a job rate limited more times in a row than this fails, naming the rate limit; from the second deferral in a row on, it waits at least rateLimitPauseMs · 2^(n−1) before it runs again (docs/usage.md)').meta({ default: CONFIG_DEFAULTS.rateLimitMaxDeferrals }),
+    resumeSuppressMs: z.number().int().nonnegative().optional().describe('after a manual `warden resume`, automatic pauses (rate limit, auth, network) are ignored this long; a job rate limited meanwhile still waits for its own reset').meta({ default: CONFIG_DEFAULTS.resumeSuppressMs }),
     meter: z
       .union([
         z.strictObject({ url: z.url().describe('GET, answering JSON'), headers: z.record(z.string(), z.string()).optional().describe('request headers (their values are never logged)'), ...meterTimings() }),

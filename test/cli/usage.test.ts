@@ -95,18 +95,62 @@ describe('warden run with a usage meter', () => {
     while (Date.now() - Date.parse((reading.data as { at: string }).at) <= maxAgeMs) await new Promise((r) => setTimeout(r, 50));
     const before = readLog(log).records.length;
     const second = startRun(dir, []);
-    const deadline = Date.now() + 30_000;
-    const since = () => readLog(log).records.slice(before);
-    while (since().filter((r) => r.type === 'poll.failed').length < 3) {
-      expect(Date.now(), second.output()).toBeLessThan(deadline);
-      await new Promise((r) => setTimeout(r, 50));
+    try {
+      const deadline = Date.now() + 30_000;
+      const since = () => readLog(log).records.slice(before);
+      while (since().filter((r) => r.type === 'poll.failed').length < 3) {
+        expect(Date.now(), second.output()).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(since().filter((r) => r.type === 'job.spawned' || (r.effects ?? []).some((e) => e.type === 'startJob'))).toEqual([]);
+      const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
+      expect(status.gate).toMatchObject({ open: false, reason: expect.stringContaining('is older than 5300 ms') });
+      expect(status.jobs.find((j: { slug: string }) => j.slug === 'qu-second')).toMatchObject({ status: 'pending', waitsFor: expect.stringContaining('the usage gate') });
+    } finally {
+      second.kill('SIGTERM');
+      await second;
     }
-    expect(since().filter((r) => r.type === 'job.spawned' || (r.effects ?? []).some((e) => e.type === 'startJob'))).toEqual([]);
-    const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
-    expect(status.gate).toMatchObject({ open: false, reason: expect.stringContaining('is older than 5300 ms') });
-    expect(status.jobs.find((j: { slug: string }) => j.slug === 'qu-second')).toMatchObject({ status: 'pending', waitsFor: expect.stringContaining('the usage gate') });
-    second.kill('SIGTERM');
-    await second;
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
+  }, 60_000);
+
+  it('warden resume lets a rate-limited job run once, not in a loop; past rateLimitMaxDeferrals it fails naming the rate limit', async () => {
+    const dir = tempDir();
+    // Rate limited on every run, resetting in an hour.
+    writeProject(dir, [{ slug: 'qu-limited', agent: ['--rate-limit', '--exit', '1'] }], { rateLimitMaxDeferrals: 2, resumeSuppressMs: 600_000 });
+    const run = startRun(dir, []);
+    const log = join(dir, '.warden', 'events.jsonl');
+    const records = () => readLog(log).records;
+    const spawned = () => records().filter((r) => r.type === 'job.spawned').length;
+    const deferred = () => records().filter((r) => r.type === 'queue.jobFinished' && (r.data as { outcome: string }).outcome === 'deferred').length;
+    const until = async (what: string, condition: () => boolean) => {
+      const deadline = Date.now() + 30_000;
+      while (!condition()) {
+        expect(Date.now(), `${what}:\n${run.output()}`).toBeLessThan(deadline);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      expect(await outputLine(run, /queue paused/)).toMatch(/paused \(rate_limit until /);
+      expect(spawned()).toBe(1);
+      // A manual resume: the job runs once, is rate limited again inside the suppression window, and waits for its reset.
+      expect((await warden(['resume', '--dir', dir])).stdout).toMatch(/resumed \(scheduler\)/);
+      await until('the second deferral', () => deferred() === 2);
+      expect((await warden(['kick', '--dir', dir])).stdout).toMatch(/kicked: 0 job\(s\) starting/);
+      expect(spawned()).toBe(2);
+      const waiting = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout).jobs[0];
+      expect(waiting).toMatchObject({ status: 'retrying', deferrals: 2, runs: 2 });
+      expect(Date.parse(waiting.waitsFor.match(/until (\S+)/)[1])).toBeGreaterThan(Date.now() + 50 * 60_000);
+      // Another resume: once more; the third deferral in a row is past the limit of 2.
+      await warden(['resume', '--dir', dir]);
+      await until('the third deferral', () => deferred() === 3);
+      await warden(['kick', '--dir', dir]);
+      expect(spawned()).toBe(3);
+      const failed = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout).jobs[0];
+      expect(failed).toMatchObject({ status: 'failed', deferrals: 3, runs: 3, reason: expect.stringMatching(/^rate limited 3 times in a row, more than rateLimitMaxDeferrals \(2\); last: rate limited/) });
+    } finally {
+      run.kill('SIGTERM');
+      await run;
+    }
     expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
 

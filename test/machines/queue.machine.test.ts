@@ -394,12 +394,71 @@ describe('fire policies and automatic pauses', () => {
     expect(q.snapshot.context.suppressAutoUntil).toBe('2026-12-01T10:10:00.000Z');
     q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:05:00.000Z', until: null });
     expect(q.snapshot.value).toBe('active');
-    // A rate limit inside the while: the job goes back to pending, the queue runs on.
-    expect(q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: '2026-12-01T10:06:00.000Z' }).started()).toEqual(['a']);
+    // A rate limit inside the while: the queue runs on; the job waits for its reset.
+    expect(q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: '2026-12-01T10:06:00.000Z' }).started()).toEqual(['b']);
     expect(q.snapshot.value).toBe('active');
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', retryAt: '2026-12-01T11:00:00.000Z', deferralsInRow: 1 });
     q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:11:00.000Z', until: null });
     expect(q.snapshot.value).toBe('paused');
     expect(q.send({ type: 'queue.clearPause', reason: 'network', at: '2026-12-01T10:12:00.000Z' }).snapshot.value).toBe('active');
+  });
+});
+
+describe('rate limits after a manual resume, and in a row', () => {
+  const limited = (at: string, resetsAt: string | null = '2026-12-01T11:00:00.000Z') => ({ rateLimitResetsAt: resetsAt, at, reason: 'rate limited (rate_limit_event)' });
+  const retryArm = (q: Queue, slug: string) => q.actions.find((a) => a.type === 'xstate.raise' && a.params?.id === `retry:${slug}`)?.params;
+
+  it('after a manual resume the job runs once; a new rate limit inside the suppression window defers it until its reset, and nothing loops', () => {
+    const q = new Queue().send(configure(1, 1, { resumeSuppressMs: 10 * 60_000, rateLimitPauseMs: 15 * 60_000 })).send(scanned(spec('a', 1)));
+    q.run('a').finish('a', 'deferred', limited(T0));
+    expect(q.snapshot.value).toBe('pausedUntil');
+    expect(q.jobs.a).toMatchObject({ status: 'pending', deferralsInRow: 1 }); // the pause holds it
+    // The user resumes: the job may run once …
+    expect(q.send({ type: 'queue.resume', at: '2026-12-01T10:01:00.000Z', message: 'by hand' }).started()).toEqual(['a']);
+    q.run('a');
+    // … and its new rate limit, inside the suppression window, defers it until the reset (or its backoff, if later): no restart.
+    expect(q.finish('a', 'deferred', limited('2026-12-01T10:02:00.000Z')).started()).toEqual([]);
+    expect(q.snapshot.value).toBe('active');
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', retryAt: '2026-12-01T11:00:00.000Z', deferralsInRow: 2, deferrals: 2 });
+    expect(retryArm(q, 'a')).toMatchObject({ delay: 58 * 60_000 });
+    // Kicks do not start it; its timer does.
+    expect(q.send({ type: 'queue.kick', at: '2026-12-01T10:03:00.000Z' }).started()).toEqual([]);
+    expect(q.send({ type: 'queue.retryDue', slug: 'a' }).started()).toEqual(['a']);
+    q.run('a').finish('a', 'deferred', limited('2026-12-01T11:01:00.000Z', '2026-12-01T12:00:00.000Z'));
+    expect(q.snapshot.value).toBe('pausedUntil'); // outside the window: the queue pauses again
+    // A manual resume while it waits for its own reset lets it run once more.
+    q.send({ type: 'queue.resume', at: '2026-12-01T11:02:00.000Z', message: 'by hand' });
+    expect(q.started()).toEqual(['a']);
+    expect(q.actions.map((a) => a.type)).toContain('xstate.cancel');
+  });
+
+  it('a job deferred again and again backs off exponentially and fails past rateLimitMaxDeferrals, naming the rate limit; a verdict of its own resets the count', () => {
+    const q = new Queue().send(configure(2, 1, { rateLimitPauseMs: 60_000, rateLimitMaxDeferrals: 3, resumeSuppressMs: 10 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    q.run('a').run('b');
+    // The user resumed by hand just before: the queue is not paused; only the job waits.
+    q.send({ type: 'queue.pause', reason: 'manual', message: 'by hand', at: T0, until: null }).send({ type: 'queue.resume', at: T0, message: 'by hand' });
+    const waits: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      // A reset one second away: the backoff decides from the second deferral on.
+      const at = new Date(Date.parse(T0) + n * 1_000).toISOString();
+      q.finish('a', 'deferred', limited(at, new Date(Date.parse(at) + 1_000).toISOString()));
+      expect(q.jobs.a).toMatchObject({ status: 'retrying', deferralsInRow: n });
+      waits.push(Number(retryArm(q, 'a')?.delay));
+      q.send({ type: 'queue.retryDue', slug: 'a' });
+      expect(q.status('a')).toBe('starting');
+      q.run('a');
+    }
+    expect(waits).toEqual([1_000, 2 * 60_000, 4 * 60_000]);
+    q.finish('a', 'deferred', limited('2026-12-01T10:00:10.000Z'));
+    expect(q.jobs.a).toMatchObject({ status: 'failed', deferralsInRow: 4, reason: 'rate limited 4 times in a row, more than rateLimitMaxDeferrals (3); last: rate limited (rate_limit_event)' });
+    expect(isDrained(q.snapshot.context)).toBe(false); // b runs on
+    // b: deferred twice, then completes: its count starts again.
+    q.finish('b', 'deferred', limited('2026-12-01T10:00:11.000Z'));
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b', 'deferred', limited('2026-12-01T10:00:12.000Z'));
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b');
+    expect(q.jobs.b).toMatchObject({ status: 'completed', deferralsInRow: 0, deferrals: 2 });
   });
 });
 

@@ -60,6 +60,7 @@ export const queueEvents = {
       requeueInterrupted: z.number().int().nonnegative().describe('how often a job interrupted by a dead scheduler is run again'),
       rateLimitPauseMs: z.number().int().positive().describe('how long a rate limit with no reset time pauses the queue'),
       rateLimitMarginMs: z.number().int().nonnegative().default(0).describe('added to a rate limit\'s reset time before the queue resumes'),
+      rateLimitMaxDeferrals: z.number().int().nonnegative().default(5).describe('a job deferred more times in a row than this fails'),
       firePolicy: firePolicySchema.default('immediate'),
       utilizationThreshold: z.number().min(0).max(100).default(90),
       offsetMs: z.number().int().nonnegative().default(15 * 60_000).describe('on-reset: how long after the window resets jobs start'),
