@@ -157,6 +157,38 @@ export function isDrained(context: Pick<QueueContext, 'jobs'> & Partial<Pick<Que
   return !investigating && Object.values(context.jobs).every((job) => !isUnfinished(job));
 }
 
+/** What holds a queue that has nothing running: a pause, or its jobs' own rate limits. */
+export interface Hold {
+  /** `rate_limit` for jobs that each wait for their own rate limit (the queue is not paused). */
+  reason: PauseReason;
+  /** Paused (the queue), or waiting (jobs for their own rate limits). */
+  paused: boolean;
+  message: string;
+  /** When it ends by itself; null: only a `warden resume` (or, for auth and network, the meter) ends it. */
+  until: string | null;
+}
+
+/**
+ * Why nothing can start and nothing runs, as of `at` — what ends `warden run --once` with exit
+ * 75: no job is starting or running (nor an investigation), some job is unfinished, and either
+ * the queue is paused, or every unfinished job waits for its own rate limit. null otherwise,
+ * and when the pause (or the earliest wait) is due by `at`: its timer is about to fire.
+ */
+export function heldByPause(context: Pick<QueueContext, 'jobs' | 'paused' | 'investigations'>, at: string): Hold | null {
+  const jobs = Object.values(context.jobs);
+  if (jobs.some((j) => OCCUPYING.has(j.status))) return null;
+  if (Object.values(context.investigations).some((i) => i.status === 'starting' || i.status === 'running')) return null;
+  const left = jobs.filter(isUnfinished);
+  if (left.length === 0) return null;
+  const now = Date.parse(at);
+  const { paused } = context;
+  if (paused) return paused.until !== null && Date.parse(paused.until) <= now ? null : { reason: paused.reason, paused: true, message: paused.message, until: paused.until };
+  if (!left.every(isRateLimitWait)) return null;
+  const first = left.reduce((a, b) => (Date.parse(b.retryAt!) < Date.parse(a.retryAt!) ? b : a));
+  if (Date.parse(first.retryAt!) <= now) return null;
+  return { reason: 'rate_limit', paused: false, message: `${first.slug}: ${first.reason ?? 'rate limited'}`, until: first.retryAt };
+}
+
 /** A fix plan's slug: `NN-fix-…` (its failure is not investigated: no recursion). */
 export function isFixPlan(slug: string): boolean {
   return /^\d+-fix-/.test(slug);

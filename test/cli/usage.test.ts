@@ -57,12 +57,20 @@ describe('warden run with a usage meter', () => {
     expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
 
-  it('a job deferred by a rate limit pauses the queue until its reset, which then resumes by itself and runs it again', async () => {
+  it('a job deferred by a rate limit pauses the queue until its reset: --once exits 75 saying until when; the next run after it resumes by itself and runs it again', async () => {
     const dir = tempDir();
     const once = join(dir, 'limited-once');
     writeProject(dir, [{ slug: 'qu-limited', agent: ['--rate-limit-once', once, '--result', 'success'] }], { rateLimitMarginMs: 100 });
+    const first = await warden(['run', '--dir', dir, '--once'], { timeout: 30_000 });
+    expect(first.stdout).toMatch(/queue paused \(rate_limit until .*: qu-limited: rate limited/);
+    expect(first.code, first.stdout + first.stderr).toBe(75);
+    const line = first.stderr.trim().split('\n');
+    expect(line).toEqual([expect.stringMatching(/^warden: paused \(rate limit: qu-limited: rate limited \(rate_limit_event\) until \S+\) until (\S+); nothing can start$/)]);
+    const until = /until (\S+); nothing can start$/.exec(line[0]!)![1]!;
+    expect(JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout).paused).toMatchObject({ reason: 'rate_limit', until });
+    // The pause ends by itself at its time: a run started after it runs the job.
+    while (Date.now() <= Date.parse(until)) await new Promise((r) => setTimeout(r, 50));
     const run = startRun(dir);
-    expect(await outputLine(run, /queue paused/)).toMatch(/paused \(rate_limit until .*: qu-limited: rate limited/);
     const result = await run;
     expect(result.exitCode, String(result.all)).toBe(0);
     const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
@@ -73,8 +81,28 @@ describe('warden run with a usage meter', () => {
     const resumed = records.find((r) => r.actor === 'queue' && r.type === 'timer.fired')!;
     expect(resumed.seq).toBeGreaterThan(paused.seq);
     // It resumed no earlier than the reset plus the margin.
-    const until = records.filter((r) => r.actor === 'queue' && r.seq === paused.seq).map((r) => (r.effects ?? []).find((e) => e.type === 'timer.arm')!.params as { dueAt: number })[0]!;
-    expect(Date.parse(resumed.ts)).toBeGreaterThanOrEqual(until.dueAt);
+    const due = records.filter((r) => r.actor === 'queue' && r.seq === paused.seq).map((r) => (r.effects ?? []).find((e) => e.type === 'timer.arm')!.params as { dueAt: number })[0]!;
+    expect(Date.parse(resumed.ts)).toBeGreaterThanOrEqual(due.dueAt);
+  }, 60_000);
+
+  it('--once exits 75 at once when the queue is paused by hand, naming the pause; nothing starts', async () => {
+    const dir = tempDir();
+    writeProject(dir, [{ slug: 'qu-held' }]);
+    expect((await warden(['pause', '--dir', dir, '--reason', 'maint\u001b[31menance\nforged line'])).code).toBe(0);
+    const result = await warden(['run', '--dir', dir, '--once'], { timeout: 30_000 });
+    expect(result.code, result.stdout + result.stderr).toBe(75);
+    expect(result.stderr.split('\n').filter((l) => l !== '')).toEqual(['warden: paused (manual: maint\\x1b[31menance\\x0aforged line) until `warden resume`; nothing can start']);
+    expect(result.stdout).toMatch(/^0 of 1 jobs completed$/m);
+    const records = readLog(join(dir, '.warden', 'events.jsonl')).records;
+    expect(records.filter((r) => r.type === 'job.spawned')).toEqual([]);
+    expect(records.filter((r) => r.type === 'queue.detached').at(-1)?.data).toMatchObject({ reason: 'nothing can start: paused (--once)' });
+    const status = JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout);
+    expect(status).toMatchObject({ lease: { held: false }, paused: { reason: 'manual' } });
+    expect(status.jobs[0]).toMatchObject({ status: 'pending' });
+    // Resumed, the next --once runs it.
+    expect((await warden(['resume', '--dir', dir])).code).toBe(0);
+    expect((await warden(['run', '--dir', dir, '--once'], { timeout: 30_000 })).code).toBe(0);
+    expect((await warden(['replay', '--dir', dir, '--verify'])).code).toBe(0);
   }, 60_000);
 
   it("a stale reading opens nothing: a new run whose meter fails does not start a job on the last run's 20 %", async () => {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import { dependencyProblems } from '../../src/effects/queueEffects.js';
-import { isDrained, queueHash, queueMachine, usageGate, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { heldByPause, isDrained, queueHash, queueMachine, usageGate, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
 import { snapshotHash } from '../../src/runner/step.js';
 import type { JobSpec } from '../../src/store/events/queue.events.js';
 
@@ -459,6 +459,36 @@ describe('rate limits after a manual resume, and in a row', () => {
     q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
     q.finish('b');
     expect(q.jobs.b).toMatchObject({ status: 'completed', deferralsInRow: 0, deferrals: 2 });
+  });
+});
+
+describe('what ends --once: nothing runs, and a pause holds the rest', () => {
+  it('a pause with nothing running holds; a running job, a due pause, or a failed attempt\'s retry does not', () => {
+    const q = new Queue().send(configure(1, 1, { resumeSuppressMs: 10 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    const at = '2026-12-01T10:05:00.000Z';
+    expect(heldByPause(q.snapshot.context, at)).toBeNull(); // a is starting
+    q.run('a');
+    q.send({ type: 'queue.pause', reason: 'manual', message: 'by hand', at: T0, until: null });
+    expect(heldByPause(q.snapshot.context, at)).toBeNull(); // a runs
+    q.finish('a');
+    expect(heldByPause(q.snapshot.context, at)).toEqual({ reason: 'manual', paused: true, message: 'by hand', until: null });
+    q.send({ type: 'queue.resume', at: T0, message: 'by hand' }).run('b');
+    // Rate limited inside the suppression window: only b waits, for its reset.
+    q.finish('b', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', reason: 'rate limited', at: '2026-12-01T10:01:00.000Z' });
+    expect(q.snapshot.value).toBe('active');
+    expect(heldByPause(q.snapshot.context, at)).toEqual({ reason: 'rate_limit', paused: false, message: 'b: rate limited', until: '2026-12-01T11:00:00.000Z' });
+    expect(heldByPause(q.snapshot.context, '2026-12-01T11:00:00.000Z')).toBeNull(); // its timer is due
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b', 'deferred', { rateLimitResetsAt: '2026-12-01T12:00:00.000Z', reason: 'rate limited', at: '2026-12-01T11:01:00.000Z' });
+    expect(q.snapshot.value).toBe('pausedUntil');
+    const hold = heldByPause(q.snapshot.context, '2026-12-01T11:02:00.000Z');
+    expect(hold).toMatchObject({ reason: 'rate_limit', paused: true, until: '2026-12-01T12:00:00.000Z' });
+    expect(heldByPause(q.snapshot.context, '2026-12-01T12:00:00.000Z')).toBeNull();
+    // A failed attempt waiting for its retry, with no pause: --once waits for it.
+    const r = new Queue().send(configure(1)).send(scanned(spec('c', 1, { retries: { max: 1, initialMs: 1000, factor: 2, maxMs: 1000 } })));
+    r.run('c').finish('c', 'failed');
+    expect(r.status('c')).toBe('retrying');
+    expect(heldByPause(r.snapshot.context, at)).toBeNull();
   });
 });
 
