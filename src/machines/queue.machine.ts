@@ -545,10 +545,14 @@ function staleIn(maxAgeMs: number, readAt: string, at: string): number | null {
 
 /**
  * The usage gate as it stands: the fire policy's verdict, shut while the last reading is stale
- * (older than usageMaxAgeMs — from a meter that stopped answering, or from a run long gone).
+ * (older than usageMaxAgeMs — from a meter that stopped answering, or from a run long gone);
+ * with `at`, also if the reading is older than that as of `at`.
  */
-export function usageGate(context: Pick<QueueContext, 'gate' | 'firePolicy' | 'usage' | 'usageStale' | 'usageMaxAgeMs'>): UsageGate {
-  if (context.firePolicy === 'immediate' || !context.usageStale || context.usage === null) return context.gate;
+export function usageGate(context: Pick<QueueContext, 'gate' | 'firePolicy' | 'usage' | 'usageStale' | 'usageMaxAgeMs'>, at?: string): UsageGate {
+  if (context.firePolicy === 'immediate' || context.usage === null) return context.gate;
+  // `at`: judged as of then too (a status read long after the last run stopped).
+  const stale = context.usageStale || (at !== undefined && (staleIn(context.usageMaxAgeMs ?? 0, context.usage.at, at) ?? 1) <= 0);
+  if (!stale) return context.gate;
   return { open: false, reason: `${context.firePolicy}: the last usage reading (${context.usage.at}) is older than ${context.usageMaxAgeMs} ms; waiting for the usage meter`, opensAt: context.gate.opensAt };
 }
 

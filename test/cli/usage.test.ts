@@ -121,6 +121,8 @@ describe('warden run with a usage meter', () => {
     // The reading is older than 3 intervals plus the timeout by the time the next run starts.
     const maxAgeMs = 3 * 100 + 5_000;
     while (Date.now() - Date.parse((reading.data as { at: string }).at) <= maxAgeMs) await new Promise((r) => setTimeout(r, 50));
+    // status, with no run, judges the reading's age too.
+    expect(JSON.parse((await warden(['status', '--dir', dir, '--json'])).stdout).gate).toMatchObject({ open: false, reason: expect.stringContaining('is older than 5300 ms') });
     const before = readLog(log).records.length;
     const second = startRun(dir, []);
     try {
