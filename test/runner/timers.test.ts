@@ -3,7 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { Runner } from '../../src/runner/runner.js';
 import { replayLog } from '../../src/runner/replay.js';
 import { readLog } from '../../src/store/logReader.js';
-import { simulatedClock } from '../helpers/demo.js';
+import { fromCallback } from 'xstate';
+import { demoDefinition } from '../../src/machines/demo.machine.js';
+import { DEMO_INPUT, simulatedClock } from '../helpers/demo.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 import { snoozeDefinition } from '../fixtures/machines/snooze.machine.js';
 import { runBounded } from '../../src/effects/boundedCommand.js';
@@ -104,6 +106,25 @@ describe('timers of 2^31 ms and more (Node clamps one timer to 1 ms past 2^31 âˆ
     expect(fake.armed.at(-1)!.cleared).toBe(true);
     expect(fake.armed).toHaveLength(2);
     expect(fired).toBe(0);
+  });
+
+  it("the runner arms a machine's 2^31 ms delay in steps on its clock, and it fires only once all of it has passed", () => {
+    const clock = simulatedClock();
+    const asked: number[] = [];
+    // The runner's clock, recording each delay it is asked for.
+    const recording = { now: () => clock.now(), setTimeout: (fn: () => void, ms: number) => (asked.push(ms), clock.setTimeout(fn, ms)), clearTimeout: (h: unknown) => clock.clearTimeout(h as never) };
+    const runner = Runner.open({ log: join(tempDir(), 'events.jsonl'), machines: [demoDefinition], clock: recording, effects: { sendPing: fromCallback(() => {}) } });
+    runner.start('demo', 'demo', { ...DEMO_INPUT, replyTimeoutMs: 2 ** 31 + 10 });
+    runner.send('demo', { type: 'demo.start' });
+    expect(asked).toEqual([MAX_TIMER_MS]);
+    clock.increment(MAX_TIMER_MS);
+    expect(runner.state('demo')).toBe('pinging');
+    expect(asked).toEqual([MAX_TIMER_MS, 11]);
+    clock.increment(10);
+    expect(runner.state('demo')).toBe('pinging');
+    clock.increment(1);
+    expect(runner.state('demo')).toBe('waiting');
+    runner.close();
   });
 
   it('the system clock does not fire a 2^31 ms timer before a 50 ms one', async () => {
