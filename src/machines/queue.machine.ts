@@ -392,13 +392,12 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
       return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1, deferralsInRow: 0 };
     case 'failed': {
       const attempts = job.attempts + 1;
-      job = { ...job, deferralsInRow: 0 };
       // Retried while failed attempts are within retries.max (attempts counts the completed one too).
       if (job.retries && attempts <= job.retries.max && !job.removed) {
         const delay = retryDelay(job.retries, attempts);
-        return { ...job, ...facts, ...(job.editedSpec ?? {}), editedSpec: null, status: 'retrying', attempts, retryAt: new Date(Date.parse(event.at) + delay).toISOString() };
+        return { ...job, ...facts, ...(job.editedSpec ?? {}), editedSpec: null, status: 'retrying', attempts, deferralsInRow: 0, retryAt: new Date(Date.parse(event.at) + delay).toISOString() };
       }
-      return { ...job, ...facts, status: 'failed', attempts };
+      return { ...job, ...facts, status: 'failed', attempts, deferralsInRow: 0 };
     }
     case 'deferred': {
       const counts = { deferrals: job.deferrals + 1, deferralsInRow: deferral!.inRow };
