@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { LockHeldError, UsageError } from '../errors.js';
 import { currentIdentity, isValidPid } from '../effects/processIdentity.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
+import { setLongTimeout } from '../effects/longTimer.js';
 import {
   RUNTIME_DIR,
   acquireWorkerLock,
@@ -154,11 +155,11 @@ function runtimeChangeOr(dir: string, ms: number): Promise<void> {
   return new Promise((resolvePromise) => {
     let watcher: ReturnType<typeof watch> | undefined;
     const done = () => {
-      clearTimeout(timer);
+      timer.clear();
       watcher?.close();
       resolvePromise();
     };
-    const timer = setTimeout(done, ms);
+    const timer = setLongTimeout(done, ms);
     try {
       watcher = watch(dir, (_event, name) => {
         if (name === null || name === 'agent.lock') done();

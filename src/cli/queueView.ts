@@ -3,7 +3,7 @@
  * elapsed, age of its last output); otherwise one line per change of a job's state, for logs.
  * Slugs, reasons and pause messages come from job files, agents and the log: both escape them.
  */
-import type { QueueContext, QueueJob } from '../machines/queue.machine.js';
+import { isRateLimitWait, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
 import type { SchedulerView } from '../runner/scheduler.js';
 import type { LogRecord } from '../store/record.js';
 import { escapeControls } from './escape.js';
@@ -53,6 +53,7 @@ export function lineDisplay(writeRaw: (line: string) => void): QueueDisplay {
 function detail(job: QueueJob): string {
   if (job.status === 'blocked' && job.blockedBy) return ` (worker lock held by PID ${job.blockedBy.pid ?? '?'}${job.blockedBy.session ? `, session ${job.blockedBy.session}` : ''})`;
   if (job.status === 'starting' || job.status === 'running') return job.runs > 1 ? ` (run ${job.runs})` : '';
+  if (job.status === 'retrying' && isRateLimitWait(job)) return ` (rate limited ${job.deferralsInRow} times in a row: ${job.reason ?? ''}; runs again at ${job.retryAt ?? '?'})`;
   if (job.status === 'retrying') return ` (attempt ${job.attempts} failed: ${job.reason ?? ''}; retry at ${job.retryAt ?? '?'})`;
   if (job.status === 'pending') return job.runs > 0 && job.reason ? ` (again: ${job.reason})` : '';
   return job.reason ? ` (${job.reason})` : '';

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
+import type { Hold } from '../machines/queue.machine.js';
 import { runScheduler } from '../runner/scheduler.js';
 import { parsing, positiveInteger } from './args.js';
 import { lineDisplay, tableDisplay } from './queueView.js';
@@ -7,11 +8,32 @@ import { warn } from './output.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
+/** `--once` found nothing running and a pause holding the rest (EX_TEMPFAIL: try again later). */
+const EXIT_PAUSED = 75;
+
+const REASON_WORDS: Record<Hold['reason'], string> = { manual: 'manual', rate_limit: 'rate limit', auth: 'auth', network: 'network' };
+
+/**
+ * The line `--once` ends with when a pause holds the queue: what holds it and when that ends.
+ * @example describeHold(hold) // 'paused (rate limit: a: rate limited) until 2026-12-01T11:00:00.000Z; nothing can start'
+ */
+export function describeHold(hold: Hold): string {
+  const what = `${hold.paused ? 'paused' : 'waiting'} (${REASON_WORDS[hold.reason]}: ${escapeControl(hold.message)})`;
+  const ends = hold.until !== null ? hold.until : hold.reason === 'manual' ? '`warden resume`' : 'the usage meter answers, or `warden resume`';
+  return `${what} until ${ends}; nothing can start`;
+}
+
+/** Control characters (newlines, ESC …) of untrusted text as \xNN, so one line stays one line. */
+function escapeControl(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 /**
  * `warden run [--dir D] [--jobs D] [--once] [--probe-ms N]`: take the lease (or wait for it),
  * read the job files and run the queue. On SIGINT/SIGTERM/SIGHUP the running jobs are
  * interrupted (killed, and requeued by the next run), the lease released, and warden dies of the
- * signal. Exit (with --once): 0 when every job completed, 1 otherwise.
+ * signal. Exit (with --once): 0 when every job completed, 1 otherwise, 75 when nothing runs and a
+ * pause holds the rest (one line says which, and until when).
  */
 export async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsing('run', () =>
@@ -63,6 +85,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     const jobs = Object.values(result.queue.jobs).filter((j) => !j.removed);
     const done = jobs.filter((j) => j.status === 'completed').length;
     process.stdout.write(`${done} of ${jobs.length} jobs completed${result.queue.problems.length ? `; ${result.queue.problems.length} bad job file(s)` : ''}\n`);
+    if (result.stoppedBy === 'paused' && result.hold) {
+      warn(describeHold(result.hold));
+      return EXIT_PAUSED;
+    }
     return result.allCompleted ? 0 : 1;
   } catch (error) {
     display.close();

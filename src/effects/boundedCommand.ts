@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { execa } from 'execa';
+import { setLongTimeout } from './longTimer.js';
 import { killJobRemains } from './processTree.js';
 
 export type BoundedResult = { ok: true; stdout: string } | { ok: false; timedOut: boolean; reason: string };
@@ -23,14 +24,19 @@ export async function runBounded(command: readonly string[], options: { kind: st
     reject: false,
     cleanup: false,
     env: { WARDEN_JOB_ID: id },
-    timeout: options.timeoutMs,
-    killSignal: 'SIGKILL',
     maxBuffer: options.maxBuffer ?? 1024 * 1024,
   });
+  // Not execa's `timeout`: Node clamps 2^31 ms or more to 1 ms (longTimer.ts).
+  let timedOut = false;
+  const timer = setLongTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, options.timeoutMs);
   const result = await child;
+  timer.clear();
   // Nothing it started may outlive it.
   await killJobRemains(id, child.pid ?? null, 2_000);
-  if (result.timedOut) return { ok: false, timedOut: true, reason: `did not finish within ${options.timeoutMs} ms; killed` };
+  if (timedOut) return { ok: false, timedOut: true, reason: `did not finish within ${options.timeoutMs} ms; killed` };
   if (result.failed && result.exitCode === undefined) return { ok: false, timedOut: false, reason: result.shortMessage ?? 'could not run' };
   if (result.exitCode !== 0) return { ok: false, timedOut: false, reason: `exited ${result.exitCode ?? result.signal}` };
   return { ok: true, stdout: String(result.stdout) };

@@ -28,6 +28,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ControlPathError, ControlReplyError, UsageError } from '../errors.js';
+import { setLongTimeout } from './longTimer.js';
 
 // Its errors live with the others in errors.ts; re-exported for callers of this module.
 export { ControlPathError, ControlReplyError } from '../errors.js';
@@ -305,11 +306,11 @@ function exchange(path: string, line: string, timeoutMs: number): Promise<string
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     const settle = (outcome: () => void) => {
-      clearTimeout(timer);
+      timer.clear();
       socket.destroy();
       outcome();
     };
-    const timer = setTimeout(
+    const timer = setLongTimeout(
       () => settle(() => reject(new ControlReplyError(path, `the scheduler did not answer within ${timeoutMs} ms`))),
       timeoutMs,
     );
@@ -361,7 +362,7 @@ function readLine(socket: Socket, maxBytes: number, timeoutMs?: number): Promise
     let size = 0;
     const text = () => Buffer.concat(chunks).toString('utf8');
     const finish = (result: LineRead) => {
-      clearTimeout(timer);
+      timer?.clear();
       socket.off('data', onData).off('end', onEnd).off('close', onClose);
       socket.pause();
       resolve(result);
@@ -376,7 +377,7 @@ function readLine(socket: Socket, maxBytes: number, timeoutMs?: number): Promise
     };
     const onEnd = () => finish({ kind: 'ended', text: text() });
     const onClose = () => finish({ kind: 'gone' });
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+    const timer = timeoutMs === undefined ? undefined : setLongTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
     socket.on('data', onData).on('end', onEnd).on('close', onClose);
   });
 }

@@ -9,6 +9,7 @@
 import { closeSync, constants, lstatSync, openSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { FlockTimeoutError, LockPathError, ToolError } from '../errors.js';
+import { setLongTimeout } from './longTimer.js';
 
 export interface FlockOptions {
   /** How long to wait for the lock; holders keep it for milliseconds. Default 10 s. */
@@ -49,14 +50,21 @@ function runFlock(fd: number, timeoutMs: number): Promise<{ kind: 'exit'; code: 
   return new Promise((resolvePromise, reject) => {
     const child = spawn('flock', ['--exclusive', '--wait', String(timeoutMs / 1000), '3'], {
       stdio: ['ignore', 'ignore', 'pipe', fd],
-      timeout: timeoutMs + 5_000,
-      killSignal: 'SIGKILL',
     });
+    // A safety net past flock's own --wait (not spawn's `timeout`, which clamps 2^31 ms to 1 ms).
+    const timer = setLongTimeout(() => child.kill('SIGKILL'), timeoutMs + 5_000);
     let stderr = '';
     child.stderr!.on('data', (chunk: Buffer) => {
       if (stderr.length < 4096) stderr += chunk.toString();
     });
-    child.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? resolvePromise({ kind: 'missing' }) : reject(error)));
-    child.on('close', (code, signal) => resolvePromise({ kind: 'exit', code, detail: stderr.trim().split('\n')[0] || (signal ? `killed by ${signal}` : `exit ${String(code)}`) }));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      timer.clear();
+      if (error.code === 'ENOENT') resolvePromise({ kind: 'missing' });
+      else reject(error);
+    });
+    child.on('close', (code, signal) => {
+      timer.clear();
+      resolvePromise({ kind: 'exit', code, detail: stderr.trim().split('\n')[0] || (signal ? `killed by ${signal}` : `exit ${String(code)}`) });
+    });
   });
 }

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import type { EffectInput } from '../runner/runner.js';
 import type { FailureKind } from '../store/events/poll.events.js';
 import { timeOf } from './agentOutput.js';
+import { setLongTimeout } from './longTimer.js';
 import { killJobRemains } from './processTree.js';
 
 export type MeterConfig = { url: string; headers?: Record<string, string> } | { command: readonly string[] };
@@ -78,7 +79,7 @@ type Finish = (r: { type: 'poll.failed'; kind: FailureKind; status: number | nul
 
 function pollUrl(meter: { url: string; headers?: Record<string, string> }, timeoutMs: number, answer: (text: string) => void, finish: Finish, isDone: () => boolean): () => void {
   const abort = new AbortController();
-  const timer = setTimeout(() => {
+  const timer = setLongTimeout(() => {
     finish({ type: 'poll.failed', kind: 'timeout', status: null, reason: `no answer within ${timeoutMs} ms` });
     abort.abort();
   }, timeoutMs);
@@ -92,11 +93,11 @@ function pollUrl(meter: { url: string; headers?: Record<string, string> }, timeo
     } catch (error) {
       if (!isDone()) finish({ type: 'poll.failed', kind: 'unreachable', status: null, reason: oneLine(causeOf(error)) });
     } finally {
-      clearTimeout(timer);
+      timer.clear();
     }
   })();
   return () => {
-    clearTimeout(timer);
+    timer.clear();
     abort.abort();
   };
 }
@@ -113,12 +114,12 @@ function pollCommand(meter: { command: readonly string[] }, timeoutMs: number, a
     env: { WARDEN_JOB_ID: id },
   });
   const reap = () => killJobRemains(id, child.pid ?? null, 2_000);
-  const timer = setTimeout(() => {
+  const timer = setLongTimeout(() => {
     finish({ type: 'poll.failed', kind: 'timeout', status: null, reason: `the meter command did not finish within ${timeoutMs} ms; killed` });
     void reap();
   }, timeoutMs);
   void child.then(async (result) => {
-    clearTimeout(timer);
+    timer.clear();
     // Nothing it started may outlive it.
     await reap();
     if (isDone()) return;
@@ -129,7 +130,7 @@ function pollCommand(meter: { command: readonly string[] }, timeoutMs: number, a
     } else answer(String(result.stdout));
   });
   return () => {
-    clearTimeout(timer);
+    timer.clear();
     void reap();
   };
 }

@@ -9,6 +9,7 @@ import type { JobNotice } from '../machines/queue.machine.js';
 import type { EffectInput } from '../runner/runner.js';
 import { FAILURE_DEFAULTS } from '../store/configDefaults.js';
 import { runBounded } from './boundedCommand.js';
+import { setLongTimeout } from './longTimer.js';
 
 export interface NotifyConfig {
   command?: readonly string[];
@@ -29,14 +30,23 @@ export async function sendNotice(config: NotifyConfig, notice: JobNotice): Promi
 }
 
 async function post(url: string, body: string, timeoutMs: number): Promise<string | null> {
+  // Not AbortSignal.timeout: it clamps 2^31 ms or more to 1 ms (longTimer.ts).
+  const abort = new AbortController();
+  let timedOut = false;
+  const timer = setLongTimeout(() => {
+    timedOut = true;
+    abort.abort();
+  }, timeoutMs);
   try {
-    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(timeoutMs) });
+    const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: abort.signal });
     await response.arrayBuffer();
     return response.ok ? null : `HTTP ${response.status}`;
   } catch (error) {
-    if ((error as Error).name === 'TimeoutError') return `no answer within ${timeoutMs} ms`;
+    if (timedOut) return `no answer within ${timeoutMs} ms`;
     const cause = (error as { cause?: { code?: string } }).cause;
     return cause?.code ?? (error as Error).message;
+  } finally {
+    timer.clear();
   }
 }
 

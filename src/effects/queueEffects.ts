@@ -15,6 +15,7 @@ import type { JobSpec, Retries } from '../store/events/queue.events.js';
 import { readJobsDir, type JobFile } from '../store/jobFile.js';
 import { FAILURE_DEFAULTS } from '../store/configDefaults.js';
 import { fileTail } from './boundedCommand.js';
+import { setLongTimeout, type LongTimeout } from './longTimer.js';
 import { WARDEN_JOB_SESSION_PREFIX, defaultProbes, type SessionProbe } from './sessionProbes.js';
 import { acquireWorkerLock, corruptLockExpired, releaseWorkerLock, workerLockStatus } from './workerLock.js';
 
@@ -266,7 +267,7 @@ export function queueEffects(host: QueueHost): EffectHandlers {
 
     watchWorker: fromCallback(({ input }: { input: EffectInput<QueueEffects['watchWorker']> }) => {
       let stopped = false;
-      let timer: NodeJS.Timeout | undefined;
+      let timer: LongTimeout | undefined;
       const look = async () => {
         if (stopped) return;
         let free = false;
@@ -279,12 +280,12 @@ export function queueEffects(host: QueueHost): EffectHandlers {
         }
         if (stopped) return;
         if (free) input.send({ type: 'queue.workerFree', slug: input.params.slug });
-        else timer = setTimeout(() => void look(), host.blockedProbeMs);
+        else timer = setLongTimeout(() => void look(), host.blockedProbeMs);
       };
-      timer = setTimeout(() => void look(), host.blockedProbeMs);
+      timer = setLongTimeout(() => void look(), host.blockedProbeMs);
       return () => {
         stopped = true;
-        clearTimeout(timer);
+        timer?.clear();
       };
     }),
 

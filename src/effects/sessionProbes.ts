@@ -11,6 +11,7 @@
  *   mapped onto sessions); anything else — a tmux session name.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { setLongTimeout } from './longTimer.js';
 
 export const WARDEN_JOB_SESSION_PREFIX = 'warden-job:';
 
@@ -81,7 +82,7 @@ export function tmuxProbe(options: TmuxProbeOptions = {}): SessionProbe {
       extendEnv: true,
     });
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = setLongTimeout(() => {
       timedOut = true;
       try {
         if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL');
@@ -90,7 +91,7 @@ export function tmuxProbe(options: TmuxProbeOptions = {}): SessionProbe {
       }
     }, timeoutMs);
     const result = await subprocess;
-    clearTimeout(timer);
+    timer.clear();
     if (timedOut) {
       const gone = await groupGone(subprocess.pid, 2_000);
       return { ok: false, noServer: false, reason: `timed out after ${timeoutMs} ms${gone ? '' : `; process group ${String(subprocess.pid)} still there 2 s after SIGKILL`}` };

@@ -34,6 +34,8 @@ export interface QueueJob {
   attempts: number;
   interruptions: number;
   deferrals: number;
+  /** Deferrals (rate limits) since its last verdict of its own: the rate-limit backoff's exponent. */
+  deferralsInRow: number;
   actor: string | null;
   jobId: string | null;
   blockedBy: { pid: number | null; session: string | null; hostname: string | null; reason: string } | null;
@@ -80,10 +82,16 @@ export interface QueueContext {
   requeueInterrupted: number;
   rateLimitPauseMs: number;
   rateLimitMarginMs: number;
+  /** A job deferred more times in a row than this fails. */
+  rateLimitMaxDeferrals: number;
   firePolicy: FirePolicy;
   utilizationThreshold: number;
   offsetMs: number;
   resumeSuppressMs: number;
+  /** A usage reading older than this opens nothing (0: never stale). */
+  usageMaxAgeMs: number;
+  /** The last reading is older than usageMaxAgeMs: the gate is shut until the next one. */
+  usageStale: boolean;
   /** Terminal states are sent to a notifier. */
   notify: boolean;
   /** Failed jobs are investigated. */
@@ -138,10 +146,47 @@ export function pickBatch(jobs: readonly QueueJob[], cap: number): string[] {
   return picked;
 }
 
+/** A job waiting for its rate limit's reset (or its deferral backoff), not for a failed attempt's retry. */
+export function isRateLimitWait(job: QueueJob): boolean {
+  return job.status === 'retrying' && job.deferralsInRow > 0;
+}
+
 /** Whether the queue has nothing left to do: no job pending, blocked, starting or running. */
 export function isDrained(context: Pick<QueueContext, 'jobs'> & Partial<Pick<QueueContext, 'investigations'>>): boolean {
   const investigating = Object.values(context.investigations ?? {}).some((i) => i.status === 'starting' || i.status === 'running');
   return !investigating && Object.values(context.jobs).every((job) => !isUnfinished(job));
+}
+
+/** What holds a queue that has nothing running: a pause, or its jobs' own rate limits. */
+export interface Hold {
+  /** `rate_limit` for jobs that each wait for their own rate limit (the queue is not paused). */
+  reason: PauseReason;
+  /** Paused (the queue), or waiting (jobs for their own rate limits). */
+  paused: boolean;
+  message: string;
+  /** When it ends by itself; null: only a `warden resume` (or, for auth and network, the meter) ends it. */
+  until: string | null;
+}
+
+/**
+ * Why nothing can start and nothing runs, as of `at` — what ends `warden run --once` with exit
+ * 75: no job is starting or running (nor an investigation), some job is unfinished, and either
+ * the queue is paused, or every unfinished job waits for its own rate limit. null otherwise,
+ * and when the pause (or the earliest wait) is due by `at`: its timer is about to fire.
+ */
+export function heldByPause(context: Pick<QueueContext, 'jobs' | 'paused' | 'investigations'>, at: string): Hold | null {
+  const jobs = Object.values(context.jobs);
+  if (jobs.some((j) => OCCUPYING.has(j.status))) return null;
+  if (Object.values(context.investigations).some((i) => i.status === 'starting' || i.status === 'running')) return null;
+  const left = jobs.filter(isUnfinished);
+  if (left.length === 0) return null;
+  const now = Date.parse(at);
+  const { paused } = context;
+  if (paused) return paused.until !== null && Date.parse(paused.until) <= now ? null : { reason: paused.reason, paused: true, message: paused.message, until: paused.until };
+  if (!left.every(isRateLimitWait)) return null;
+  const first = left.reduce((a, b) => (Date.parse(b.retryAt!) < Date.parse(a.retryAt!) ? b : a));
+  if (Date.parse(first.retryAt!) <= now) return null;
+  return { reason: 'rate_limit', paused: false, message: `${first.slug}: ${first.reason ?? 'rate limited'}`, until: first.retryAt };
 }
 
 /** A fix plan's slug: `NN-fix-…` (its failure is not investigated: no recursion). */
@@ -220,6 +265,7 @@ function newJob(spec: JobSpec): QueueJob {
     attempts: 0,
     interruptions: 0,
     deferrals: 0,
+    deferralsInRow: 0,
     actor: null,
     jobId: null,
     blockedBy: null,
@@ -292,8 +338,41 @@ export function reconcile(jobs: Readonly<Record<string, QueueJob>>, specs: reado
 
 type FinishedEvent = Extract<QueueEvent, { type: 'queue.jobFinished' }>;
 
+/** What a deferral (a rate limit) does to its job: wait until `until`, or fail past the count. */
+interface Deferral {
+  /** Deferrals in a row, this one included. */
+  inRow: number;
+  max: number;
+  fails: boolean;
+  /** When the job may run again: its reset plus the margin (or rateLimitPauseMs), and from the second deferral in a row at least rateLimitPauseMs · 2^(n−1) after it. */
+  until: string;
+  /** The queue's rate-limit pause, as of this step, lasts at least until then. */
+  covered: boolean;
+}
+
+/** The rate-limit pause a deferral asks for: until its reset plus the margin, or rateLimitPauseMs from now. */
+function rateLimitEnd(context: Pick<QueueContext, 'rateLimitMarginMs' | 'rateLimitPauseMs'>, event: FinishedEvent): string {
+  return event.rateLimitResetsAt
+    ? new Date(Date.parse(event.rateLimitResetsAt) + context.rateLimitMarginMs).toISOString()
+    : new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+}
+
+/** The wait a job's n-th deferral in a row asks for at least (ms): none for the first, then rateLimitPauseMs · 2^(n−1). */
+export function deferralBackoff(rateLimitPauseMs: number, n: number): number {
+  return n < 2 ? 0 : rateLimitPauseMs * 2 ** (n - 1);
+}
+
+function deferralOf(context: QueueContext, job: QueueJob, event: FinishedEvent, pausesQueue: boolean): Deferral {
+  const inRow = job.deferralsInRow + 1;
+  const signalEnd = Date.parse(rateLimitEnd(context, event));
+  const until = new Date(Math.max(signalEnd, Date.parse(event.at) + deferralBackoff(context.rateLimitPauseMs, inRow))).toISOString();
+  const current = context.paused?.reason === 'rate_limit' && context.paused.until ? Date.parse(context.paused.until) : Number.NEGATIVE_INFINITY;
+  const pauseEnd = pausesQueue ? Math.max(signalEnd, current) : Number.NEGATIVE_INFINITY;
+  return { inRow, max: context.rateLimitMaxDeferrals, fails: inRow > context.rateLimitMaxDeferrals, until, covered: pauseEnd >= Date.parse(until) };
+}
+
 /** A job's entry after its run's verdict. */
-function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: number, stopping: boolean): QueueJob {
+function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: number, stopping: boolean, deferral: Deferral | null): QueueJob {
   const facts = {
     reason: event.reason,
     exitCode: event.exitCode,
@@ -310,18 +389,24 @@ function afterFinish(job: QueueJob, event: FinishedEvent, requeueInterrupted: nu
   };
   switch (event.outcome) {
     case 'completed':
-      return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1 };
+      return { ...job, ...facts, status: 'completed', attempts: job.attempts + 1, deferralsInRow: 0 };
     case 'failed': {
       const attempts = job.attempts + 1;
       // Retried while failed attempts are within retries.max (attempts counts the completed one too).
       if (job.retries && attempts <= job.retries.max && !job.removed) {
         const delay = retryDelay(job.retries, attempts);
-        return { ...job, ...facts, ...(job.editedSpec ?? {}), editedSpec: null, status: 'retrying', attempts, retryAt: new Date(Date.parse(event.at) + delay).toISOString() };
+        return { ...job, ...facts, ...(job.editedSpec ?? {}), editedSpec: null, status: 'retrying', attempts, deferralsInRow: 0, retryAt: new Date(Date.parse(event.at) + delay).toISOString() };
       }
-      return { ...job, ...facts, status: 'failed', attempts };
+      return { ...job, ...facts, status: 'failed', attempts, deferralsInRow: 0 };
     }
-    case 'deferred':
-      return back({ deferrals: job.deferrals + 1 });
+    case 'deferred': {
+      const counts = { deferrals: job.deferrals + 1, deferralsInRow: deferral!.inRow };
+      if (deferral!.fails) return { ...job, ...facts, ...counts, status: 'failed', attempts: job.attempts + 1, reason: `rate limited ${deferral!.inRow} times in a row, more than rateLimitMaxDeferrals (${deferral!.max}); last: ${event.reason}` };
+      // The queue's rate-limit pause holds it at least as long: pending, so a resume or a kick can start it.
+      if (deferral!.covered) return back(counts);
+      const waiting = back(counts);
+      return waiting.status === 'pending' ? { ...waiting, status: 'retrying', retryAt: deferral!.until } : waiting;
+    }
     case 'interrupted':
       // Interrupted by a scheduler that is stopping (detached), or before it started (no
       // spawn was logged: the agent never ran): back to pending, not counted.
@@ -417,6 +502,17 @@ function effect<K extends keyof QueueEffects>(type: K, params: QueueEffects[K]):
   return { type, params } as never;
 }
 
+/**
+ * Whether a job's verdict pauses the queue for a rate limit: a deferral of the run the queue
+ * counts as running, unless the queue is paused by hand or the user resumed by hand within
+ * resumeSuppressMs (then only the job waits for its reset).
+ */
+function pausesForRateLimit(context: QueueContext, event: FinishedEvent): boolean {
+  if (event.outcome !== 'deferred' || context.paused?.reason === 'manual' || suppressed(context, event.at)) return false;
+  const job = context.jobs[event.slug];
+  return job !== undefined && job.actor === event.actor && OCCUPYING.has(job.status);
+}
+
 /** Whether an automatic pause at `at` is ignored because the user resumed by hand just before. */
 function suppressed(context: QueueContext, at: string): boolean {
   return context.suppressAutoUntil !== null && Date.parse(at) < Date.parse(context.suppressAutoUntil);
@@ -440,6 +536,24 @@ export function gateAfterUsage(context: Pick<QueueContext, 'firePolicy' | 'utili
       return { gate: { open: false, reason: `on-reset: waiting for the window to reset (${level})`, opensAt }, armMs: Math.max(0, Date.parse(opensAt) - Date.parse(usage.at)) };
     }
   }
+}
+
+/** In how many ms a reading taken at `readAt` goes stale, as of `at` (≤ 0: it is; null: never). */
+function staleIn(maxAgeMs: number, readAt: string, at: string): number | null {
+  return maxAgeMs > 0 ? maxAgeMs - (Date.parse(at) - Date.parse(readAt)) : null;
+}
+
+/**
+ * The usage gate as it stands: the fire policy's verdict, shut while the last reading is stale
+ * (older than usageMaxAgeMs — from a meter that stopped answering, or from a run long gone);
+ * with `at`, also if the reading is older than that as of `at`.
+ */
+export function usageGate(context: Pick<QueueContext, 'gate' | 'firePolicy' | 'usage' | 'usageStale' | 'usageMaxAgeMs'>, at?: string): UsageGate {
+  if (context.firePolicy === 'immediate' || context.usage === null) return context.gate;
+  // `at`: judged as of then too (a status read long after the last run stopped).
+  const stale = context.usageStale || (at !== undefined && (staleIn(context.usageMaxAgeMs ?? 0, context.usage.at, at) ?? 1) <= 0);
+  if (!stale) return context.gate;
+  return { open: false, reason: `${context.firePolicy}: the last usage reading (${context.usage.at}) is older than ${context.usageMaxAgeMs} ms; waiting for the usage meter`, opensAt: context.gate.opensAt };
 }
 
 /** A pause as of `at`: its timer (if it has an end) runs from `at` to `until`. */
@@ -467,27 +581,34 @@ export const queueMachine = setup({
     events: {} as QueueEvent,
   },
   actions: {
-    configure: assign(({ context, event }) => {
-      if (event.type !== 'queue.configure') return {};
+    configure: enqueueActions(({ context, event, enqueue }) => {
+      if (event.type !== 'queue.configure') return;
       // A new run: jobs that waited for a worker lock are tried again.
       const jobs = Object.fromEntries(Object.entries(context.jobs).map(([slug, job]) => [slug, job.status === 'blocked' ? { ...job, status: 'pending' as const, blockedBy: null } : job]));
       const policyChanged = event.firePolicy !== context.firePolicy;
       const gate: UsageGate = event.firePolicy === 'immediate' ? { open: true, reason: 'fire policy immediate', opensAt: null } : policyChanged || context.usage === null ? { open: false, reason: `${event.firePolicy}: waiting for the usage meter`, opensAt: null } : context.gate;
-      return {
+      // A reading the last run left opens nothing once it is older than usageMaxAgeMs.
+      const staleInMs = event.firePolicy === 'immediate' || context.usage === null ? null : staleIn(event.usageMaxAgeMs, context.usage.at, event.at);
+      enqueue.cancel('usageStale');
+      if (staleInMs !== null && staleInMs > 0) enqueue.raise({ type: 'queue.usageStale' }, { delay: staleInMs, id: 'usageStale' });
+      enqueue.assign({
         runId: event.runId,
         cap: event.cap,
         requeueInterrupted: event.requeueInterrupted,
         rateLimitPauseMs: event.rateLimitPauseMs,
         rateLimitMarginMs: event.rateLimitMarginMs,
+        rateLimitMaxDeferrals: event.rateLimitMaxDeferrals,
         firePolicy: event.firePolicy,
         utilizationThreshold: event.utilizationThreshold,
         offsetMs: event.offsetMs,
         resumeSuppressMs: event.resumeSuppressMs,
+        usageMaxAgeMs: event.usageMaxAgeMs,
+        usageStale: staleInMs !== null && staleInMs <= 0,
         notify: event.notify,
         investigate: event.investigate,
         gate,
         jobs,
-      };
+      });
     }),
     detach: assign({ runId: () => null }),
     reconcile: enqueueActions(({ context, event, enqueue }) => {
@@ -534,12 +655,14 @@ export const queueMachine = setup({
       if (event.type !== 'queue.jobFinished') return;
       const job = context.jobs[event.slug];
       if (!job || job.actor !== event.actor || !OCCUPYING.has(job.status)) return;
-      const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null);
+      const deferral = event.outcome === 'deferred' ? deferralOf(context, job, event, pausesForRateLimit(context, event)) : null;
+      const next = afterFinish(job, event, context.requeueInterrupted, context.runId === null, deferral);
       const jobs = propagateDependencies({ ...context.jobs, [event.slug]: next });
       enqueue.assign({ jobs });
       enqueue(effect('releaseWorker', { slug: job.slug, cwd: job.cwd, jobId: job.jobId ?? '' }));
       notifyChanges(context, jobs, enqueue as never);
-      investigateIfFailed(context, next, enqueue as never);
+      // A job that failed of rate limits is not investigated: nothing in its code is at fault.
+      if (!deferral) investigateIfFailed(context, next, enqueue as never);
       if (next.status === 'retrying' && next.retryAt) {
         enqueue.raise({ type: 'queue.retryDue', slug: next.slug }, { delay: Math.max(0, Date.parse(next.retryAt) - Date.parse(event.at)), id: `retry:${next.slug}` });
       }
@@ -551,10 +674,9 @@ export const queueMachine = setup({
     }),
     pauseForRateLimit: assign(({ context, event }) => {
       if (event.type !== 'queue.jobFinished' || event.outcome !== 'deferred') return {};
+      // (The guard has checked this step pauses: recordFinished, before it, has moved the job on.)
       if (context.paused?.reason === 'manual' || suppressed(context, event.at)) return {};
-      const until = event.rateLimitResetsAt
-        ? new Date(Date.parse(event.rateLimitResetsAt) + context.rateLimitMarginMs).toISOString()
-        : new Date(Date.parse(event.at) + context.rateLimitPauseMs).toISOString();
+      const until = rateLimitEnd(context, event);
       // A later reset than the pause in force extends it; an earlier one does not shorten it
       // (its timer, started over by this step, runs to the same end).
       const current = context.paused;
@@ -568,6 +690,16 @@ export const queueMachine = setup({
       return { paused: pauseOf(event.reason, event.message, event.at, event.until, event.at) };
     }),
     clearPause: assign({ paused: () => null }),
+    /** A manual resume: jobs waiting for their own rate limit's reset may run (once) now. */
+    releaseDeferred: enqueueActions(({ context, enqueue }) => {
+      let jobs = context.jobs;
+      for (const job of Object.values(context.jobs)) {
+        if (!isRateLimitWait(job)) continue;
+        enqueue.cancel(`retry:${job.slug}`);
+        jobs = { ...jobs, [job.slug]: { ...job, status: 'pending', retryAt: null } };
+      }
+      if (jobs !== context.jobs) enqueue.assign({ jobs });
+    }),
     resumedByHand: assign(({ context, event }) =>
       event.type === 'queue.resume' && context.resumeSuppressMs > 0 ? { suppressAutoUntil: new Date(Date.parse(event.at) + context.resumeSuppressMs).toISOString() } : {},
     ),
@@ -575,20 +707,25 @@ export const queueMachine = setup({
       if (event.type !== 'queue.usage') return;
       const usage = { utilization: event.utilization, resetsAt: event.resetsAt, at: event.at };
       const { gate, armMs } = gateAfterUsage(context, usage);
-      enqueue.assign({ usage, gate });
+      enqueue.assign({ usage, gate, usageStale: false });
+      if (context.firePolicy !== 'immediate' && context.usageMaxAgeMs > 0) {
+        enqueue.cancel('usageStale');
+        enqueue.raise({ type: 'queue.usageStale' }, { delay: context.usageMaxAgeMs, id: 'usageStale' });
+      }
       if (armMs !== null) {
         enqueue.cancel('windowReset');
         enqueue.raise({ type: 'queue.windowReset' }, { delay: armMs, id: 'windowReset' });
       }
     }),
     windowReset: assign(({ context }) => ({ gate: { open: true, reason: `on-reset: the window reset${context.gate.opensAt ? ` (opened ${context.gate.opensAt})` : ''}`, opensAt: null } })),
+    usageStale: assign({ usageStale: () => true }),
     armKick: assign({ kick: () => true }),
     /** Picks a batch (if the gate is open) and starts it: the jobs hold their slots from here. */
     pick: enqueueActions(({ context, enqueue }) => {
       // A kick opens the usage gate and automatic pauses once; a manual pause holds.
       const bypass = context.kick && context.paused?.reason !== 'manual';
       if (context.kick) enqueue.assign({ kick: false });
-      if ((context.paused || !context.gate.open) && !bypass) return;
+      if ((context.paused || !usageGate(context).open) && !bypass) return;
       if (context.runId === null) return;
       const picked = pickBatch(Object.values(context.jobs), context.cap);
       if (picked.length === 0) return;
@@ -632,7 +769,7 @@ export const queueMachine = setup({
     clearsCurrentPause: ({ context, event }) => event.type === 'queue.clearPause' && context.paused?.reason === event.reason,
     pausesUntil: ({ event }) => event.type === 'queue.pause' && event.until !== null,
     pauseIgnored: ({ context, event }) => event.type === 'queue.pause' && event.reason !== 'manual' && (context.paused?.reason === 'manual' || suppressed(context, event.at)),
-    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && event.outcome === 'deferred' && context.paused?.reason !== 'manual' && !suppressed(context, event.at),
+    rateLimited: ({ context, event }) => event.type === 'queue.jobFinished' && pausesForRateLimit(context, event),
   },
   delays: {
     pauseEnds: ({ context }) => context.paused?.delayMs ?? 0,
@@ -645,10 +782,13 @@ export const queueMachine = setup({
     requeueInterrupted: 1,
     rateLimitPauseMs: 15 * 60_000,
     rateLimitMarginMs: 0,
+    rateLimitMaxDeferrals: 5,
     firePolicy: 'immediate' as FirePolicy,
     utilizationThreshold: 90,
     offsetMs: 15 * 60_000,
     resumeSuppressMs: 0,
+    usageMaxAgeMs: 0,
+    usageStale: false,
     notify: false,
     investigate: false,
     investigations: {},
@@ -673,6 +813,7 @@ export const queueMachine = setup({
     'queue.kick': { actions: ['armKick', 'pick'] },
     'queue.usage': { actions: ['recordUsage', 'pick'] },
     'queue.windowReset': { actions: ['windowReset', 'pick'] },
+    'queue.usageStale': { actions: 'usageStale' },
     'queue.retryDue': { actions: ['retryDue', 'pick'] },
     'queue.investigationStarted': { actions: 'investigationStarted' },
     'queue.investigationSkipped': { actions: 'investigationSkipped' },
@@ -681,6 +822,7 @@ export const queueMachine = setup({
   states: {
     active: {
       on: {
+        'queue.resume': { actions: ['releaseDeferred', 'pick'] },
         'queue.jobFinished': [
           { guard: 'rateLimited', target: 'pausedUntil', actions: ['recordFinished', 'pauseForRateLimit', 'pick'] },
           { actions: ['recordFinished', 'pick'] },
@@ -700,7 +842,7 @@ export const queueMachine = setup({
           { guard: 'pausesUntil', target: 'pausedUntil', actions: 'setPause' },
           { target: 'paused', reenter: true, actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'releaseDeferred', 'pick'] },
         'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },
@@ -717,7 +859,7 @@ export const queueMachine = setup({
           { guard: 'pausesUntil', target: 'pausedUntil', reenter: true, actions: 'setPause' },
           { target: 'paused', actions: 'setPause' },
         ],
-        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'pick'] },
+        'queue.resume': { target: 'active', actions: ['clearPause', 'resumedByHand', 'releaseDeferred', 'pick'] },
         'queue.clearPause': { guard: 'clearsCurrentPause', target: 'active', actions: ['clearPause', 'pick'] },
       },
     },

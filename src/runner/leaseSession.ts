@@ -10,6 +10,7 @@ import { builtInMachines } from '../machines/catalogue.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import type { FsyncMode } from '../store/logWriter.js';
 import type { Clock } from '../effects/clock.js';
+import { setLongTimeout } from '../effects/longTimer.js';
 import { Runner, type EffectHandlers, type EffectInput } from './runner.js';
 
 /** How to take the scheduler lease of a project dir. */
@@ -130,7 +131,7 @@ export async function acquireLease(options: AcquireLeaseOptions): Promise<LeaseH
 function lockMayHaveChanged(dir: string, probeIntervalMs: number, signal: AbortSignal | undefined): Promise<void> {
   return new Promise((resolvePromise) => {
     const done = () => {
-      clearTimeout(timer);
+      timer.clear();
       watcher.close();
       signal?.removeEventListener('abort', done);
       resolvePromise();
@@ -138,7 +139,7 @@ function lockMayHaveChanged(dir: string, probeIntervalMs: number, signal: AbortS
     const watcher = watch(dir, (_event, name) => {
       if (name === null || name === 'scheduler.lock') done();
     });
-    const timer = setTimeout(done, probeIntervalMs);
+    const timer = setLongTimeout(done, probeIntervalMs);
     signal?.addEventListener('abort', done);
   });
 }

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
 import { builtInMachines } from '../machines/catalogue.js';
-import type { QueueContext, QueueJobStatus, QueuePause, UsageGate } from '../machines/queue.machine.js';
+import { isRateLimitWait, usageGate, type QueueContext, type QueueJobStatus, type QueuePause, type UsageGate } from '../machines/queue.machine.js';
 import type { PollContext } from '../machines/poll.machine.js';
 import { replayLog } from './replay.js';
 
@@ -93,6 +93,7 @@ export function queueStatus(projectDir: string): QueueStatus {
       })()
     : null;
   if (!queue) return { lease, runId: null, cap: null, paused: null, gate: null, meter, jobs: [], problems: [], seq: replayed.lastSeq };
+  const now = new Date().toISOString();
   const jobs = Object.values(queue.jobs)
     .sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1))
     .map((j) => ({
@@ -117,12 +118,13 @@ export function queueStatus(projectDir: string): QueueStatus {
       actor: j.actor,
       removed: j.removed,
     }));
-  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...queue.gate, firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
+  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...usageGate(queue, now), firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
 }
 
 function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): string | null {
   switch (job.status) {
     case 'retrying':
+      if (isRateLimitWait(job)) return `its rate limit: waits until ${job.retryAt} (deferred ${job.deferralsInRow} times in a row)`;
       return `retry ${job.attempts + 1} at ${job.retryAt}`;
     case 'blocked':
       if (job.blockedOn) return `nothing: ${job.reason}`;
@@ -131,7 +133,8 @@ function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): strin
       const open = job.dependsOn.filter((slug) => queue.jobs[slug]?.status !== 'completed');
       if (open.length > 0) return `dependsOn: ${open.join(', ')}`;
       if (queue.paused) return `the queue to resume (paused: ${queue.paused.reason})`;
-      if (!queue.gate.open) return `the usage gate (${queue.gate.reason})`;
+      const gate = usageGate(queue, new Date().toISOString());
+      if (!gate.open) return `the usage gate (${gate.reason})`;
       return queue.runId ? 'a free slot (or its group)' : 'a scheduler run';
     }
     default:

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { createActor, type AnyActorLogic, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
 import { MachineContractError, UsageError } from '../errors.js';
 import { systemClock, type Clock } from '../effects/clock.js';
+import { setLongTimeout, type LongTimeout } from '../effects/longTimer.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import { createRecordChecker, describeIssue } from '../store/catalogue.js';
 import { LogReader } from '../store/logReader.js';
@@ -76,7 +77,7 @@ export class Runner {
   private readonly effects: EffectHandlers;
   private readonly clock: Clock;
   private readonly mailboxes = new Mailboxes();
-  private readonly timerHandles = new Map<string, unknown>();
+  private readonly timerHandles = new Map<string, LongTimeout>();
   private readonly effectActors = new Set<AnyActorRef>();
   private readonly listeners = new Set<(record: LogRecord) => void>();
   private closed = false;
@@ -282,7 +283,7 @@ export class Runner {
   }
 
   private halt(): void {
-    for (const handle of this.timerHandles.values()) this.clock.clearTimeout(handle);
+    for (const handle of this.timerHandles.values()) handle.clear();
     this.timerHandles.clear();
     for (const effect of this.effectActors) effect.stop();
     this.effectActors.clear();
@@ -357,7 +358,8 @@ export class Runner {
   private armTimer(timer: PendingTimer): void {
     this.disarm(timer.actor, timer.id);
     const delay = Math.max(0, timer.dueAt - this.clock.now());
-    const handle = this.clock.setTimeout(() => {
+    // In steps on any clock: one Node timer of 2^31 ms or more would fire after 1 ms.
+    const handle = setLongTimeout(() => {
       this.timerHandles.delete(timerKey(timer.actor, timer.id));
       this.guarded(() =>
         this.deliver(timer.actor, {
@@ -365,7 +367,7 @@ export class Runner {
           data: { id: timer.id, armedSeq: timer.armedSeq, event: timer.event },
         }),
       );
-    }, delay);
+    }, delay, this.clock);
     this.timerHandles.set(timerKey(timer.actor, timer.id), handle);
   }
 
@@ -373,7 +375,7 @@ export class Runner {
     const key = timerKey(actor, id);
     const handle = this.timerHandles.get(key);
     if (handle === undefined) return;
-    this.clock.clearTimeout(handle);
+    handle.clear();
     this.timerHandles.delete(key);
   }
 

@@ -24,7 +24,7 @@ import { queueEffects, scanJobs, type ScanResult } from '../effects/queueEffects
 import type { SessionProbe } from '../effects/sessionProbes.js';
 import { LeaseLostError } from '../errors.js';
 import { metaOf, type JobContext } from '../machines/job.machine.js';
-import { isDrained, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
+import { heldByPause, isDrained, type Hold, type QueueContext, type QueueJob } from '../machines/queue.machine.js';
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND, FAILURE_DEFAULTS, type WardenConfig } from '../store/config.js';
 import { meterEffect } from '../effects/meter.js';
 import { notifyEffect } from '../effects/notify.js';
@@ -90,8 +90,10 @@ export interface SchedulerResult {
   queue: QueueContext;
   /** Every job file has a job, and every job completed. */
   allCompleted: boolean;
-  /** Why it stopped: drained (once), stopped (signal), or lost (the lease was taken over, or the runner halted). */
-  stoppedBy: 'drained' | 'stopped' | 'lost';
+  /** Why it stopped: drained (once), paused (once: nothing runs, and a pause holds the rest), stopped (signal), or lost (the lease was taken over, or the runner halted). */
+  stoppedBy: 'drained' | 'paused' | 'stopped' | 'lost';
+  /** With `paused`: what holds the queue. */
+  hold?: Hold;
   /** With `lost`: what halted it. */
   lostReason?: string;
 }
@@ -244,8 +246,18 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     if (record.actor !== QUEUE_ACTOR) return;
     for (const effect of record.effects ?? []) if (effect.type === 'notify') notifying++;
     if (record.type === 'queue.notified') notifying--;
-    if (options.once && scanned && notifying === 0 && isDrained(view.queue())) finish('drained');
+    if (options.once && scanned && notifying === 0) onceCheck();
   });
+  // --once: ends when nothing is left to do, or when nothing runs and a pause holds the rest.
+  let hold: Hold | undefined;
+  const onceCheck = () => {
+    if (hold) return;
+    if (isDrained(view.queue())) return finish('drained');
+    const held = heldByPause(view.queue(), new Date(clock.now()).toISOString());
+    if (!held) return;
+    hold = held;
+    finish('paused');
+  };
   let lostReason: string | undefined;
   void lease.lost.then((error) => {
     lostReason = error.message;
@@ -273,10 +285,12 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       requeueInterrupted: config.requeueInterrupted ?? 1,
       rateLimitPauseMs: config.rateLimitPauseMs ?? CONFIG_DEFAULTS.rateLimitPauseMs,
       rateLimitMarginMs: config.rateLimitMarginMs ?? CONFIG_DEFAULTS.rateLimitMarginMs,
+      rateLimitMaxDeferrals: config.rateLimitMaxDeferrals ?? CONFIG_DEFAULTS.rateLimitMaxDeferrals,
       firePolicy: config.firePolicy ?? CONFIG_DEFAULTS.firePolicy,
       utilizationThreshold: config.utilizationThreshold ?? CONFIG_DEFAULTS.utilizationThreshold,
       offsetMs: Math.round((config.offsetMinutes ?? CONFIG_DEFAULTS.offsetMinutes) * 60_000),
       resumeSuppressMs: config.resumeSuppressMs ?? CONFIG_DEFAULTS.resumeSuppressMs,
+      usageMaxAgeMs: config.meter ? usageMaxAgeOf(config.meter) : 0,
       notify: config.notify !== undefined,
       investigate: config.investigation?.enabled ?? FAILURE_DEFAULTS.investigation.enabled,
       at: new Date(clock.now()).toISOString(),
@@ -302,7 +316,7 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
     rescan();
     recover(live, leftBehind, report, new Date(clock.now()).toISOString());
     scanned = true;
-    if (options.once && isDrained(view.queue())) finish('drained');
+    if (options.once && notifying === 0) onceCheck();
     try {
       watcher = watch(jobsDir, () => {
         clearTimeout(rescanTimer);
@@ -320,11 +334,11 @@ export async function runScheduler(options: SchedulerOptions = {}): Promise<Sche
       // and (unlike a crash) do not use up their requeues.
       if (config.meter) live.send(POLL_ACTOR, { type: 'poll.stop', reason: 'the scheduler is stopping' });
       if (config.supervisor) live.send(SUPERVISOR_ACTOR, { type: 'supervisor.stop', reason: 'the scheduler is stopping' });
-      live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
+      live.send(QUEUE_ACTOR, { type: 'queue.detached', reason: stoppedBy === 'drained' ? 'drained (--once)' : stoppedBy === 'paused' ? 'nothing can start: paused (--once)' : 'stopped', at: new Date(clock.now()).toISOString() });
       await interruptRunning(live, view, 'the scheduler is stopping', options.stopWithinMs ?? STOP_WITHIN_MS);
     }
     const queue = view.queue();
-    return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy, ...(lostReason ? { lostReason } : {}) };
+    return { runId, epoch: lease.epoch, queue, allCompleted: allCompleted(queue), stoppedBy, ...(lostReason ? { lostReason } : {}), ...(stoppedBy === 'paused' && hold ? { hold } : {}) };
   } finally {
     stopping = true;
     options.signal?.removeEventListener('abort', onAbort);
@@ -445,6 +459,12 @@ export function describeControl(request: ControlRequest, queue: QueueContext): s
 }
 
 type MeterSettings = NonNullable<WardenConfig['meter']>;
+
+/** How old a usage reading may be and still open the gate: three poll intervals plus a poll's timeout (docs/usage.md). */
+export function usageMaxAgeOf(meter: MeterSettings): number {
+  const d = CONFIG_DEFAULTS.meter;
+  return 3 * (meter.intervalMs ?? d.intervalMs) + (meter.timeoutMs ?? d.timeoutMs);
+}
 
 /** The poll actor's settings as logged: header values are never written to the log. */
 export function pollConfigure(meter: MeterSettings, at: string) {

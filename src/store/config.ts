@@ -160,7 +160,8 @@ export const configSchema = z
     offsetMinutes: numberIn(0, 24 * 60).optional().describe('on-reset: how long after the window resets jobs start').meta({ default: CONFIG_DEFAULTS.offsetMinutes }),
     rateLimitMarginMs: msIn(0, DAY).optional().describe("a job's rate limit pauses the queue until its reset time plus this").meta({ default: CONFIG_DEFAULTS.rateLimitMarginMs }),
     rateLimitPauseMs: msIn(1, BOUNDS.waitMs).optional().describe('how long a rate limit that names no reset time pauses the queue').meta({ default: CONFIG_DEFAULTS.rateLimitPauseMs }),
-    resumeSuppressMs: msIn(0, DAY).optional().describe('after a manual `warden resume`, automatic pauses (rate limit, auth, network) are ignored this long').meta({ default: CONFIG_DEFAULTS.resumeSuppressMs }),
+    rateLimitMaxDeferrals: intIn(0, 1000).optional().describe('a job rate limited more times in a row than this fails, naming the rate limit; from the second deferral in a row on, it waits at least rateLimitPauseMs · 2^(n−1) before it runs again (docs/usage.md)').meta({ default: CONFIG_DEFAULTS.rateLimitMaxDeferrals }),
+    resumeSuppressMs: msIn(0, DAY).optional().describe('after a manual `warden resume`, automatic pauses (rate limit, auth, network) are ignored this long; a job rate limited meanwhile still waits for its own reset').meta({ default: CONFIG_DEFAULTS.resumeSuppressMs }),
     meter: z
       .union([
         z.strictObject({ url: z.url().describe('GET, answering JSON'), headers: z.record(z.string(), z.string()).optional().describe('request headers (their values are never logged)'), ...meterTimings() }),

@@ -24,6 +24,7 @@ export const CONFIG_DEFAULTS = Object.freeze({
   offsetMinutes: 15,
   rateLimitMarginMs: 60_000,
   rateLimitPauseMs: 15 * 60_000,
+  rateLimitMaxDeferrals: 5,
   resumeSuppressMs: 10 * 60_000,
   meter: Object.freeze({
     intervalMs: 60_000,

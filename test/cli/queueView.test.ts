@@ -9,7 +9,7 @@ const T0 = Date.parse('2026-12-01T10:00:00.000Z');
 const iso = (ms: number) => new Date(T0 + ms).toISOString();
 
 function job(slug: string, group: number, changes: Partial<QueueJob> = {}): QueueJob {
-  return { slug, title: slug, file: `${slug}.md`, hash: 'h', group, cwd: `/w/${slug}`, status: 'pending', runs: 0, attempts: 0, interruptions: 0, deferrals: 0, actor: null, jobId: null, blockedBy: null, dependsOn: [], blockedOn: null, retries: null, retryAt: null, removed: false, editedSpec: null, reason: null, exitCode: null, signal: null, killedBy: null, startedAt: null, finishedAt: null, costUsd: null, ...changes };
+  return { slug, title: slug, file: `${slug}.md`, hash: 'h', group, cwd: `/w/${slug}`, status: 'pending', runs: 0, attempts: 0, interruptions: 0, deferrals: 0, deferralsInRow: 0, actor: null, jobId: null, blockedBy: null, dependsOn: [], blockedOn: null, retries: null, retryAt: null, removed: false, editedSpec: null, reason: null, exitCode: null, signal: null, killedBy: null, startedAt: null, finishedAt: null, costUsd: null, ...changes };
 }
 function viewOf(jobs: QueueJob[], paused: QueueContext['paused'] = null): SchedulerView {
   const initial = initialTransition(queueMachine, {})[0].context as QueueContext;

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
 import { dependencyProblems } from '../../src/effects/queueEffects.js';
-import { isDrained, queueHash, queueMachine, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
+import { heldByPause, isDrained, queueHash, queueMachine, usageGate, type QueueContext, type QueueJob } from '../../src/machines/queue.machine.js';
 import { snapshotHash } from '../../src/runner/step.js';
 import type { JobSpec } from '../../src/store/events/queue.events.js';
 
@@ -363,6 +363,34 @@ describe('fire policies and automatic pauses', () => {
     expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ delay: 4.5 * 60 * 60_000 }) }));
   });
 
+  it('a stale reading opens nothing: after a restart past usageMaxAgeMs, and during a run once its timer fires', () => {
+    const policy = { firePolicy: 'when-available', utilizationThreshold: 90, usageMaxAgeMs: 190_000 };
+    const q = new Queue().send(configure(1, 1, policy)).send(scanned(spec('a', 1), spec('b', 1), spec('c', 1)));
+    expect(q.send(usage(20)).started()).toEqual(['a']);
+    // Each reading (re)arms its staleness timer.
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'usageStale', delay: 190_000 }) }));
+    q.run('a').finish('a');
+    expect(q.started()).toEqual(['b']);
+    // The run dies; a new one starts ten minutes later on the old 20 %: nothing starts.
+    q.send({ type: 'queue.detached', reason: 'stopped', at: T0 });
+    q.send(configure(1, 1, { ...policy, runId: 'run-2', at: '2026-12-01T10:10:00.000Z' }));
+    q.send({ type: 'queue.jobFinished', slug: 'b', actor: q.jobs.b!.actor, outcome: 'interrupted', reason: 'its run died', exitCode: null, signal: null, killedBy: 'interrupt', startedAt: null, finishedAt: null, costUsd: null, rateLimitResetsAt: null, at: '2026-12-01T10:10:00.000Z' });
+    expect(q.started()).toEqual([]);
+    expect(q.send(scanned(spec('a', 1), spec('b', 1), spec('c', 1))).started()).toEqual([]);
+    expect(usageGate(q.snapshot.context)).toMatchObject({ open: false, reason: expect.stringContaining('the last usage reading (2026-12-01T10:00:00.000Z) is older than 190000 ms') });
+    // A fresh reading opens it again.
+    expect(q.send(usage(20, '2026-12-01T10:10:05.000Z')).started()).toEqual(['b']);
+    // A restart within the reading's age keeps it, with a timer for what is left of it.
+    q.send(configure(1, 1, { ...policy, runId: 'run-3', at: '2026-12-01T10:11:05.000Z' }));
+    expect(q.snapshot.context.usageStale).toBe(false);
+    expect(q.actions).toContainEqual(expect.objectContaining({ type: 'xstate.raise', params: expect.objectContaining({ id: 'usageStale', delay: 130_000 }) }));
+    // The meter stops answering: once the timer fires, nothing new starts, a kick aside.
+    q.send({ type: 'queue.usageStale' });
+    q.run('b');
+    expect(q.finish('b').started()).toEqual([]);
+    expect(q.send({ type: 'queue.kick', at: T0 }).started()).toEqual(['c']);
+  });
+
   it('a rate limit pauses until its reset time plus the margin', () => {
     const q = new Queue().send(configure(1, 1, { rateLimitMarginMs: 60_000 })).send(scanned(spec('a', 1)));
     q.run('a').finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T10:30:00.000Z' });
@@ -378,12 +406,101 @@ describe('fire policies and automatic pauses', () => {
     expect(q.snapshot.context.suppressAutoUntil).toBe('2026-12-01T10:10:00.000Z');
     q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:05:00.000Z', until: null });
     expect(q.snapshot.value).toBe('active');
-    // A rate limit inside the while: the job goes back to pending, the queue runs on.
-    expect(q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: '2026-12-01T10:06:00.000Z' }).started()).toEqual(['a']);
+    // A rate limit inside the while: the queue runs on; the job waits for its reset.
+    expect(q.finish('a', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', at: '2026-12-01T10:06:00.000Z' }).started()).toEqual(['b']);
     expect(q.snapshot.value).toBe('active');
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', retryAt: '2026-12-01T11:00:00.000Z', deferralsInRow: 1 });
     q.send({ type: 'queue.pause', reason: 'network', message: 'meter down', at: '2026-12-01T10:11:00.000Z', until: null });
     expect(q.snapshot.value).toBe('paused');
     expect(q.send({ type: 'queue.clearPause', reason: 'network', at: '2026-12-01T10:12:00.000Z' }).snapshot.value).toBe('active');
+  });
+});
+
+describe('rate limits after a manual resume, and in a row', () => {
+  const limited = (at: string, resetsAt: string | null = '2026-12-01T11:00:00.000Z') => ({ rateLimitResetsAt: resetsAt, at, reason: 'rate limited (rate_limit_event)' });
+  const retryArm = (q: Queue, slug: string) => q.actions.find((a) => a.type === 'xstate.raise' && a.params?.id === `retry:${slug}`)?.params;
+
+  it('after a manual resume the job runs once; a new rate limit inside the suppression window defers it until its reset, and nothing loops', () => {
+    const q = new Queue().send(configure(1, 1, { resumeSuppressMs: 10 * 60_000, rateLimitPauseMs: 15 * 60_000 })).send(scanned(spec('a', 1)));
+    q.run('a').finish('a', 'deferred', limited(T0));
+    expect(q.snapshot.value).toBe('pausedUntil');
+    expect(q.jobs.a).toMatchObject({ status: 'pending', deferralsInRow: 1 }); // the pause holds it
+    // The user resumes: the job may run once …
+    expect(q.send({ type: 'queue.resume', at: '2026-12-01T10:01:00.000Z', message: 'by hand' }).started()).toEqual(['a']);
+    q.run('a');
+    // … and its new rate limit, inside the suppression window, defers it until the reset (or its backoff, if later): no restart.
+    expect(q.finish('a', 'deferred', limited('2026-12-01T10:02:00.000Z')).started()).toEqual([]);
+    expect(q.snapshot.value).toBe('active');
+    expect(q.jobs.a).toMatchObject({ status: 'retrying', retryAt: '2026-12-01T11:00:00.000Z', deferralsInRow: 2, deferrals: 2 });
+    expect(retryArm(q, 'a')).toMatchObject({ delay: 58 * 60_000 });
+    // Kicks do not start it; its timer does.
+    expect(q.send({ type: 'queue.kick', at: '2026-12-01T10:03:00.000Z' }).started()).toEqual([]);
+    expect(q.send({ type: 'queue.retryDue', slug: 'a' }).started()).toEqual(['a']);
+    q.run('a').finish('a', 'deferred', limited('2026-12-01T11:01:00.000Z', '2026-12-01T12:00:00.000Z'));
+    expect(q.snapshot.value).toBe('pausedUntil'); // outside the window: the queue pauses again
+    // A manual resume while it waits for its own reset lets it run once more.
+    q.send({ type: 'queue.resume', at: '2026-12-01T11:02:00.000Z', message: 'by hand' });
+    expect(q.started()).toEqual(['a']);
+    expect(q.actions.map((a) => a.type)).toContain('xstate.cancel');
+  });
+
+  it('a job deferred again and again backs off exponentially and fails past rateLimitMaxDeferrals, naming the rate limit; a verdict of its own resets the count', () => {
+    const q = new Queue().send(configure(2, 1, { rateLimitPauseMs: 60_000, rateLimitMaxDeferrals: 3, resumeSuppressMs: 10 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    q.run('a').run('b');
+    // The user resumed by hand just before: the queue is not paused; only the job waits.
+    q.send({ type: 'queue.pause', reason: 'manual', message: 'by hand', at: T0, until: null }).send({ type: 'queue.resume', at: T0, message: 'by hand' });
+    const waits: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      // A reset one second away: the backoff decides from the second deferral on.
+      const at = new Date(Date.parse(T0) + n * 1_000).toISOString();
+      q.finish('a', 'deferred', limited(at, new Date(Date.parse(at) + 1_000).toISOString()));
+      expect(q.jobs.a).toMatchObject({ status: 'retrying', deferralsInRow: n });
+      waits.push(Number(retryArm(q, 'a')?.delay));
+      q.send({ type: 'queue.retryDue', slug: 'a' });
+      expect(q.status('a')).toBe('starting');
+      q.run('a');
+    }
+    expect(waits).toEqual([1_000, 2 * 60_000, 4 * 60_000]);
+    q.finish('a', 'deferred', limited('2026-12-01T10:00:10.000Z'));
+    expect(q.jobs.a).toMatchObject({ status: 'failed', deferralsInRow: 4, reason: 'rate limited 4 times in a row, more than rateLimitMaxDeferrals (3); last: rate limited (rate_limit_event)' });
+    expect(isDrained(q.snapshot.context)).toBe(false); // b runs on
+    // b: deferred twice, then completes: its count starts again.
+    q.finish('b', 'deferred', limited('2026-12-01T10:00:11.000Z'));
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b', 'deferred', limited('2026-12-01T10:00:12.000Z'));
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b');
+    expect(q.jobs.b).toMatchObject({ status: 'completed', deferralsInRow: 0, deferrals: 2 });
+  });
+});
+
+describe('what ends --once: nothing runs, and a pause holds the rest', () => {
+  it('a pause with nothing running holds; a running job, a due pause, or a failed attempt\'s retry does not', () => {
+    const q = new Queue().send(configure(1, 1, { resumeSuppressMs: 10 * 60_000 })).send(scanned(spec('a', 1), spec('b', 1)));
+    const at = '2026-12-01T10:05:00.000Z';
+    expect(heldByPause(q.snapshot.context, at)).toBeNull(); // a is starting
+    q.run('a');
+    q.send({ type: 'queue.pause', reason: 'manual', message: 'by hand', at: T0, until: null });
+    expect(heldByPause(q.snapshot.context, at)).toBeNull(); // a runs
+    q.finish('a');
+    expect(heldByPause(q.snapshot.context, at)).toEqual({ reason: 'manual', paused: true, message: 'by hand', until: null });
+    q.send({ type: 'queue.resume', at: T0, message: 'by hand' }).run('b');
+    // Rate limited inside the suppression window: only b waits, for its reset.
+    q.finish('b', 'deferred', { rateLimitResetsAt: '2026-12-01T11:00:00.000Z', reason: 'rate limited', at: '2026-12-01T10:01:00.000Z' });
+    expect(q.snapshot.value).toBe('active');
+    expect(heldByPause(q.snapshot.context, at)).toEqual({ reason: 'rate_limit', paused: false, message: 'b: rate limited', until: '2026-12-01T11:00:00.000Z' });
+    expect(heldByPause(q.snapshot.context, '2026-12-01T11:00:00.000Z')).toBeNull(); // its timer is due
+    q.send({ type: 'queue.retryDue', slug: 'b' }).run('b');
+    q.finish('b', 'deferred', { rateLimitResetsAt: '2026-12-01T12:00:00.000Z', reason: 'rate limited', at: '2026-12-01T11:01:00.000Z' });
+    expect(q.snapshot.value).toBe('pausedUntil');
+    const hold = heldByPause(q.snapshot.context, '2026-12-01T11:02:00.000Z');
+    expect(hold).toMatchObject({ reason: 'rate_limit', paused: true, until: '2026-12-01T12:00:00.000Z' });
+    expect(heldByPause(q.snapshot.context, '2026-12-01T12:00:00.000Z')).toBeNull();
+    // A failed attempt waiting for its retry, with no pause: --once waits for it.
+    const r = new Queue().send(configure(1)).send(scanned(spec('c', 1, { retries: { max: 1, initialMs: 1000, factor: 2, maxMs: 1000 } })));
+    r.run('c').finish('c', 'failed');
+    expect(r.status('c')).toBe('retrying');
+    expect(heldByPause(r.snapshot.context, at)).toBeNull();
   });
 });
 

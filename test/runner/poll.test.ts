@@ -82,7 +82,8 @@ async function pollRig(settings: Record<string, unknown> = {}, meterConfig?: Par
   const url = await meter.start();
   const log = join(tempDir(), 'events.jsonl');
   const clock = simulatedClock();
-  const config = meterConfig ?? { url, headers: { authorization: 'Bearer s3cret' }, timeoutMs: 300, ...settings };
+  // A generous timeout: on a loaded machine a quick answer can take longer than a few hundred ms.
+  const config = meterConfig ?? { url, headers: { authorization: 'Bearer s3cret' }, timeoutMs: 2_000, ...settings };
   let runner: Runner | undefined;
   runner = Runner.open({ log, machines: [pollDefinition, queueDefinition], clock, effects: meterEffects(config as never, () => runner!) });
   runner.start('queue', 'queue', {});

@@ -79,6 +79,7 @@ describe('the project config', () => {
       offsetMinutes: 15,
       rateLimitMarginMs: 60_000,
       rateLimitPauseMs: 15 * 60_000,
+      rateLimitMaxDeferrals: 5,
       resumeSuppressMs: 10 * 60_000,
       meter: { intervalMs: 60_000, timeoutMs: 10_000, on429: 'transient', backoff: { initialMs: 30_000, factor: 2, maxMs: 480_000 }, networkPauseAfterMs: 30 * 60_000 },
     });

@@ -60,10 +60,12 @@ export const queueEvents = {
       requeueInterrupted: z.number().int().nonnegative().describe('how often a job interrupted by a dead scheduler is run again'),
       rateLimitPauseMs: z.number().int().positive().describe('how long a rate limit with no reset time pauses the queue'),
       rateLimitMarginMs: z.number().int().nonnegative().default(0).describe('added to a rate limit\'s reset time before the queue resumes'),
+      rateLimitMaxDeferrals: z.number().int().nonnegative().default(5).describe('a job deferred more times in a row than this fails'),
       firePolicy: firePolicySchema.default('immediate'),
       utilizationThreshold: z.number().min(0).max(100).default(90),
       offsetMs: z.number().int().nonnegative().default(15 * 60_000).describe('on-reset: how long after the window resets jobs start'),
       resumeSuppressMs: z.number().int().nonnegative().default(0).describe('after a manual resume, automatic pauses are ignored this long'),
+      usageMaxAgeMs: z.number().int().nonnegative().default(0).describe('a usage reading older than this opens no gate (0: readings never go stale)'),
       notify: z.boolean().default(false).describe('a notifier is configured: each terminal state of a job is sent to it'),
       investigate: z.boolean().default(false).describe('a failed job (not itself a fix plan) is investigated'),
       at: iso,
@@ -115,6 +117,7 @@ export const queueEvents = {
     .strictObject({ reason: pauseReasonSchema, at: iso })
     .describe('The cause of an automatic pause is gone (the meter answers again): the pause ends if it is still that one.'),
   'queue.windowReset': z.strictObject({}).describe('on-reset: offsetMinutes have passed since the usage window reset (a timer of the queue).'),
+  'queue.usageStale': z.strictObject({}).describe("The meter's last reading is older than usageMaxAgeMs: it opens nothing until the next one (a timer of the queue)."),
   'queue.notified': z
     .strictObject({ slug: z.string().min(1), status: z.string(), ok: z.boolean(), via: z.string().describe('url, command, or both'), reason: z.string().nullable().describe('why it failed') })
     .describe('The notifier was called for a job\'s terminal state (a failure is logged here and changes nothing else).'),
@@ -148,6 +151,7 @@ export type QueueEvent =
   | ({ type: 'queue.usage' } & z.infer<(typeof queueEvents)['queue.usage']>)
   | ({ type: 'queue.clearPause' } & z.infer<(typeof queueEvents)['queue.clearPause']>)
   | { type: 'queue.windowReset' }
+  | { type: 'queue.usageStale' }
   | { type: 'queue.retryDue'; slug: string }
   | ({ type: 'queue.investigationStarted' } & z.infer<(typeof queueEvents)['queue.investigationStarted']>)
   | ({ type: 'queue.investigationSkipped' } & z.infer<(typeof queueEvents)['queue.investigationSkipped']>)
