@@ -226,7 +226,10 @@ export class LogCursor {
 
 // Only on the error path, so the regex costs nothing per record.
 function oneLine(reason: string): string {
-  const flat = reason.replace(/[\r\n\u2028\u2029]+/g, ' ');
+  // Reasons may quote the line's bytes: no control character reaches a terminal raw.
+  const flat = reason
+    .replace(/[\r\n\u2028\u2029]+/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return flat.length > MAX_REASON_CHARS ? `${flat.slice(0, MAX_REASON_CHARS - 1)}…` : flat;
 }
 

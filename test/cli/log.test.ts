@@ -11,10 +11,14 @@ const tempDir = useTempDirs();
 const golden = (name: string) => join(import.meta.dirname, '../fixtures/logs', name);
 const goldenLines = () => readFileSync(golden('demo-answered.jsonl'), 'utf8').trimEnd().split('\n');
 
-/** A log made of the golden lines with line `index` (0-based) replaced by `line`. */
+/**
+ * A log made of the golden lines with line `index` (0-based) replaced by `line`. The lines lose
+ * their sums (a log from before sums): the checks under test here come after the chain's.
+ */
 function logWith(index: number, line: string): string {
   const lines = goldenLines();
   lines[index] = line;
+  for (let i = 0; i < lines.length; i++) lines[i] = lines[i]!.replace(/,"sum":"[0-9a-f]{8}"\}$/, '}');
   const file = join(tempDir(), 'events.jsonl');
   writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
