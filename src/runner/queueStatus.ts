@@ -9,6 +9,7 @@ import { builtInMachines } from '../machines/catalogue.js';
 import type { QueueContext, QueueJobStatus, QueuePause, UsageGate } from '../machines/queue.machine.js';
 import type { PollContext } from '../machines/poll.machine.js';
 import { markPathOf } from '../store/commitMark.js';
+import { stateFileExists } from '../store/stateFile.js';
 import { replayLog, type LogDamage } from './replay.js';
 
 export interface JobStatus {
@@ -76,9 +77,9 @@ export function queueStatus(projectDir: string): QueueStatus {
   const lease = existsSync(wardenDir) ? new LeaseOps(wardenDir, 'status').status() : { held: false as const, live: false as const, owner: null, basis: 'no .warden directory' };
   const log = join(wardenDir, 'events.jsonl');
   const empty = { lease, runId: null, cap: null, paused: null, gate: null, meter: null, jobs: [], problems: [] };
-  if (!existsSync(log)) {
+  if (!stateFileExists(log)) {
     // A log gone while its commit mark stays was removed or moved: that is damage, not a new project.
-    const damage = existsSync(markPathOf(log)) ? { file: log, line: 1, reason: `missing, but ${markPathOf(log)} says records were committed; restore it, or remove the mark to start a new log`, lastGoodSeq: 0 } : null;
+    const damage = stateFileExists(markPathOf(log)) ? { file: log, line: 1, reason: `missing, but ${markPathOf(log)} says records were committed; restore it, or remove the mark to start a new log`, lastGoodSeq: 0 } : null;
     return { ...empty, seq: 0, damage };
   }
   // Damage does not hide the queue: it is shown as of the last good record, under a banner.

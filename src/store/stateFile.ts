@@ -4,7 +4,7 @@
  * judged by fstat of the descriptor that is then read, so what is checked is what is read.
  * Anything that is not a regular file, or cannot be opened, is a UsageError naming the file.
  */
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 
 export interface StateFileOptions {
@@ -43,6 +43,21 @@ export function openStateFile(path: string, options: StateFileOptions = {}): num
   } catch (error) {
     closeSync(fd);
     throw error instanceof UsageError ? error : stateFileError(name, error);
+  }
+}
+
+/**
+ * Whether something is at `path` (not followed if a link). Unlike existsSync, a path this user may
+ * not look at is not "missing": that is a UsageError naming it, so nothing is taken for empty.
+ */
+export function stateFileExists(path: string, displayName = path): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw stateFileError(displayName, error);
   }
 }
 
