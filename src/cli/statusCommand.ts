@@ -20,7 +20,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return code;
   }
   const d = status.damage;
-  if (d) out.line(`LOG DAMAGED: ${displayPath(d.file)}:${d.line}: ${d.reason} — shown as of seq ${d.lastGoodSeq}, the last good record`);
+  if (d) out.line(`LOG DAMAGED: ${displayPath(d.file)}${d.line > 0 ? `:${d.line}` : ''}: ${d.reason} — shown as of seq ${d.lastGoodSeq}, the last good record`);
   const owner = status.lease.owner;
   out.line(owner ? `lease: held by ${owner.ownerId} (pid ${String(owner.pid)}, epoch ${owner.epoch})${status.lease.live ? '' : ' — owner gone'}` : `lease: not held (${status.lease.basis})`);
   if (status.paused) out.line(`paused: ${status.paused.reason}${status.paused.until ? ` until ${status.paused.until}` : ''} (${status.paused.message})`);

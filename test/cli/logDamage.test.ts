@@ -129,6 +129,26 @@ describe('a log cut below what was committed', () => {
     expect(replay.stderr).toContain('was committed up to byte');
   }, 60_000);
 
+  it.each([
+    ['in the middle', (size: number) => Math.floor(size * 0.44)],
+    ['to nothing', () => 0],
+  ] as Array<[string, (size: number) => number]>)('with no mark (a log from before marks) cut %s: the job files beside it are evidence, and run refuses it', async (_where, offsetOf) => {
+    const { dir, log } = copy();
+    rmSync(`${log}.mark`, { force: true });
+    const offset = offsetOf(statSync(log).size);
+    truncateSync(log, offset);
+    const runsBefore = readdirSync(join(dir, '.warden', 'runs'));
+    const run = await warden(['run', '--dir', dir, '--once'], { cwd: dir, timeout: 60_000 });
+    expect(run.code).toBe(2);
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/events\.jsonl: ends at seq \d+, and runs\/\S+\.meta\.json beside it records job "\S+", which the log never started: committed records were lost/);
+    expect(statSync(log).size).toBe(offset);
+    expect(readdirSync(join(dir, '.warden', 'runs'))).toEqual(runsBefore);
+    const status = await warden(['status', '--dir', dir], { cwd: dir });
+    expect(status.code).toBe(2);
+    expect(status.stdout.split('\n')[0]).toMatch(/^LOG DAMAGED: \.warden\/events\.jsonl: ends at seq \d+, and runs\//);
+  }, 60_000);
+
   it('a crash that tears the record being written is still repaired, not refused', async () => {
     const { dir, log } = copy();
     const size = statSync(log).size;
