@@ -2,7 +2,7 @@ import { LogFormatError } from '../errors.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import { createRecordChecker } from '../store/catalogue.js';
 import { LogReader } from '../store/logReader.js';
-import { collectJobId, unknownRunEvidence } from '../store/runEvidence.js';
+import { noRunsSeen, noteRecord, unknownRunEvidence } from '../store/runEvidence.js';
 import type { TornTail } from '../store/logWriter.js';
 import { Replayer, type ActorState } from './replayer.js';
 import type { PendingTimer } from './timerBook.js';
@@ -58,12 +58,12 @@ export function replayLog(
   const reader = new LogReader(path, { check: createRecordChecker(definitions), displayName: options.displayName });
   let records = 0;
   let damage: LogDamage | undefined;
-  const jobIds = new Set<string>();
+  const seen = noRunsSeen();
   try {
     for (const record of reader) {
       if (options.at !== undefined && record.seq > options.at) break;
       replayer.apply(record);
-      collectJobId(record.data, jobIds);
+      noteRecord(record, seen);
       records++;
     }
   } catch (error) {
@@ -72,7 +72,7 @@ export function replayLog(
   }
   // A whole replay (not one stopped --at a seq) must know every job whose files lie beside the log.
   if (!damage && options.at === undefined) {
-    const lost = unknownRunEvidence(path, jobIds);
+    const lost = unknownRunEvidence(path, seen);
     if (lost) {
       const reason = `ends at seq ${replayer.lastSeq}, and ${lost}`;
       if (options.onDamage !== 'stop') throw new LogFormatError(options.displayName ?? path, 0, reason);

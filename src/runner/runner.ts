@@ -7,7 +7,7 @@ import type { MachineDefinition } from '../machines/definition.js';
 import { createRecordChecker, describeIssue } from '../store/catalogue.js';
 import { LogReader } from '../store/logReader.js';
 import { LogWriter, type FsyncMode } from '../store/logWriter.js';
-import { collectJobId, unknownRunEvidence } from '../store/runEvidence.js';
+import { noRunsSeen, noteRecord, unknownRunEvidence } from '../store/runEvidence.js';
 import { stateFileExists } from '../store/stateFile.js';
 import type { Effect, LogRecord, StateValue } from '../store/record.js';
 import { RUNNER_ACTOR, type RunnerFactType } from '../store/runnerEvents.js';
@@ -108,13 +108,13 @@ export class Runner {
     const definitions = new Map(options.machines.map((d) => [d.name, d]));
     const replayer = new Replayer(definitions, { verify: true });
     if ((options.resume ?? true) && stateFileExists(options.log)) {
-      const jobIds = new Set<string>();
+      const seen = noRunsSeen();
       for (const record of new LogReader(options.log, { check: createRecordChecker(definitions) })) {
         replayer.apply(record);
-        collectJobId(record.data, jobIds);
+        noteRecord(record, seen);
       }
       // Files of jobs the log never started: records were lost even if no commit mark says so.
-      const lost = unknownRunEvidence(options.log, jobIds);
+      const lost = unknownRunEvidence(options.log, seen);
       if (lost) throw new UsageError(`${options.log}: ends at seq ${replayer.lastSeq}, and ${lost}`);
     }
     const writer = LogWriter.open(options.log, { fsync: options.fsync, batchMs: options.batchMs });

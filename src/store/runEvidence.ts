@@ -4,28 +4,41 @@
  * it (carrying that jobId) was committed. So a meta file whose jobId the log never mentions
  * means the log lost committed records — whether or not a commit mark is there to say so.
  */
-import { closeSync, readdirSync, readSync } from 'node:fs';
+import { closeSync, existsSync, readdirSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openStateFile } from './stateFile.js';
 
 const META_SUFFIX = '.meta.json';
 const META_MAX_BYTES = 64 * 1024;
 
-/** Adds the jobId a record's data carries (`data.jobId`, or a job actor's `data.input.jobId`) to `into`. */
-export function collectJobId(data: unknown, into: Set<string>): void {
+/** What a log's records say about runs and jobs: the runIds that wrote it and the jobIds it started. */
+export interface RunsSeen {
+  runIds: Set<string>;
+  jobIds: Set<string>;
+}
+
+export function noRunsSeen(): RunsSeen {
+  return { runIds: new Set(), jobIds: new Set() };
+}
+
+/** Notes a record's runId and the jobId its data carries (`data.jobId`, or a job actor's `data.input.jobId`). */
+export function noteRecord(record: { runId: string; data: unknown }, seen: RunsSeen): void {
+  seen.runIds.add(record.runId);
+  const data = record.data;
   if (data === null || typeof data !== 'object') return;
   const { jobId, input } = data as { jobId?: unknown; input?: { jobId?: unknown } | null };
-  if (typeof jobId === 'string') into.add(jobId);
+  if (typeof jobId === 'string') seen.jobIds.add(jobId);
   const started = input !== null && typeof input === 'object' ? input.jobId : undefined;
-  if (typeof started === 'string') into.add(started);
+  if (typeof started === 'string') seen.jobIds.add(started);
 }
 
 /**
  * The first meta file beside `logPath` whose jobId is not in `known`, as one line saying so;
  * undefined when every one is known (or there are none). Unreadable meta files are not evidence.
  */
-export function unknownRunEvidence(logPath: string, known: ReadonlySet<string>): string | undefined {
+export function unknownRunEvidence(logPath: string, seen: RunsSeen): string | undefined {
   const runsDir = join(dirname(logPath), 'runs');
+  const execDir = join(dirname(logPath), 'exec');
   let runs: string[];
   try {
     runs = readdirSync(runsDir).sort();
@@ -33,6 +46,8 @@ export function unknownRunEvidence(logPath: string, known: ReadonlySet<string>):
     return undefined;
   }
   for (const run of runs) {
+    // A `warden exec` run keeps its files here too, but its records in exec/<runId>.jsonl.
+    if (!seen.runIds.has(run) && existsSync(join(execDir, `${run}.jsonl`))) continue;
     let files: string[];
     try {
       files = readdirSync(join(runsDir, run)).filter((f) => f.endsWith(META_SUFFIX)).sort();
@@ -42,7 +57,7 @@ export function unknownRunEvidence(logPath: string, known: ReadonlySet<string>):
     for (const file of files) {
       const path = join(runsDir, run, file);
       const jobId = metaJobId(path);
-      if (jobId !== undefined && !known.has(jobId)) {
+      if (jobId !== undefined && !seen.jobIds.has(jobId)) {
         return `${join('runs', run, file)} beside it records job ${JSON.stringify(jobId)}, which the log never started: committed records were lost (the log was cut, emptied or replaced); restore it from a copy`;
       }
     }

@@ -4,7 +4,7 @@
  * and `run` (exit 2, one line naming file and line), and a log cut below what was committed is
  * refused instead of being taken for a crash's torn tail — so no finished job runs again.
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -147,6 +147,20 @@ describe('a log cut below what was committed', () => {
     const status = await warden(['status', '--dir', dir], { cwd: dir });
     expect(status.code).toBe(2);
     expect(status.stdout.split('\n')[0]).toMatch(/^LOG DAMAGED: \.warden\/events\.jsonl: ends at seq \d+, and runs\//);
+  }, 60_000);
+
+  it("a warden exec run's files beside the log are not taken for lost records", async () => {
+    const { dir } = copy();
+    const id = '2026-12-03T09-00-00-000Z-0e0e0e0e';
+    mkdirSync(join(dir, '.warden', 'runs', id));
+    writeFileSync(join(dir, '.warden', 'runs', id, 'fix.meta.json'), JSON.stringify({ jobId: `${id}/fix` }));
+    // Without its exec log it is a job this log lost; with it, exec's own.
+    expect((await warden(['status', '--dir', dir], { cwd: dir })).code).toBe(2);
+    mkdirSync(join(dir, '.warden', 'exec'));
+    writeFileSync(join(dir, '.warden', 'exec', `${id}.jsonl`), '');
+    const status = await warden(['status', '--dir', dir], { cwd: dir });
+    expect(status.code, status.stdout).toBe(0);
+    expect(status.stdout).not.toContain('LOG DAMAGED');
   }, 60_000);
 
   it('a crash that tears the record being written is still repaired, not refused', async () => {
