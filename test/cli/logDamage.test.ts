@@ -127,6 +127,12 @@ describe('a log cut below what was committed', () => {
     const replay = await warden(['replay', '--dir', dir], { cwd: dir });
     expect(replay.code).toBe(2);
     expect(replay.stderr).toContain('was committed up to byte');
+
+    const json = await warden(['status', '--json', '--dir', dir], { cwd: dir });
+    expect(json.code).toBe(2);
+    const { damage } = JSON.parse(json.stdout) as { damage: { file: string; line: number; reason: string; lastGoodSeq: number } };
+    expect(damage.reason).toMatch(/was committed up to byte/);
+    expect(damage.file).toMatch(/events\.jsonl$/);
   }, 60_000);
 
   it.each([

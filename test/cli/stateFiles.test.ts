@@ -32,6 +32,7 @@ async function expectRefusedEverywhere(dir: string, log: string, what: RegExp): 
     ['status', '--dir', dir],
     ['replay', '--dir', dir],
     ['log', log],
+    ['log', '--follow', log],
     ['run', '--dir', dir, '--once'],
   ]) {
     const result = await warden(args, { timeout: DEADLINE_MS, env: { WARDEN_TEST_TAG: dir } });
