@@ -49,23 +49,35 @@ export function readMark(logPath: string, displayName = logPath): CommitMark | u
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-  let text: string;
   try {
-    const buffer = Buffer.alloc(MARK_BYTES + 1);
-    const n = readSync(fd, buffer, 0, buffer.length, 0);
-    text = buffer.toString('latin1', 0, n);
-  } catch (error) {
-    throw stateFileError(name, error);
+    // A read can meet a writer's rewrite half done: a mark that fails its check is read again.
+    let parsed: CommitMark | undefined | 'bad' = 'bad';
+    for (let attempt = 0; attempt < MARK_READS && parsed === 'bad'; attempt++) parsed = parseMark(readMarkText(fd, name));
+    if (parsed !== 'bad') return parsed;
   } finally {
     closeSync(fd);
   }
-  // Created at the writer's open, written at its first fsync: empty until then.
+  throw new LogFormatError(name, 1, `not a commit mark Warden wrote (${MARK_BYTES} bytes "warden-mark 1 seq=… offset=… sum=… check=…"); if ${displayName} itself is intact, remove the mark`);
+}
+
+const MARK_READS = 3;
+
+function readMarkText(fd: number, name: string): string {
+  try {
+    const buffer = Buffer.alloc(MARK_BYTES + 1);
+    const n = readSync(fd, buffer, 0, buffer.length, 0);
+    return buffer.toString('latin1', 0, n);
+  } catch (error) {
+    throw stateFileError(name, error);
+  }
+}
+
+/** The mark in `text`; undefined for an empty file (created at the writer's open, written at its first fsync); 'bad' if not a mark. */
+function parseMark(text: string): CommitMark | undefined | 'bad' {
   if (text.length === 0) return undefined;
   const match = MARK_LINE.exec(text);
   const fields = match ? `seq=${match[1]} offset=${match[2]} sum=${match[3]}` : '';
-  if (!match || text.length !== MARK_BYTES || sumHex(chainSum(fields, 0)) !== match[4]) {
-    throw new LogFormatError(name, 1, `not a commit mark Warden wrote (${MARK_BYTES} bytes "warden-mark 1 seq=… offset=… sum=… check=…"); if ${displayName} itself is intact, remove the mark`);
-  }
+  if (!match || text.length !== MARK_BYTES || sumHex(chainSum(fields, 0)) !== match[4]) return 'bad';
   return { seq: Number(match[1]), offset: Number(match[2]), sum: match[3] === '-' ? '' : match[3]! };
 }
 
