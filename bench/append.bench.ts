@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { LogWriter, type FsyncMode } from '../src/store/logWriter.js';
-import type { NewRecord } from '../src/store/record.js';
+import { chainSum, sumHex, type NewRecord } from '../src/store/record.js';
 import {
   fmtMB,
   fmtPct,
@@ -107,14 +107,20 @@ export function makeRecords(count: number): NewRecord[] {
   return records;
 }
 
-/** The lines LogWriter writes for these records (seq from 1), newline included. */
+/**
+ * The lines LogWriter writes for these records (seq from 1), newline included: each closed by its
+ * chained sum, computed here once, so the floor writes the very same bytes without paying for it.
+ */
 function linesOf(records: readonly NewRecord[]): string[] {
+  let sum = 0;
   return records.map((r, i) => {
     const ordered: Record<string, unknown> = { seq: i + 1, ts: r.ts, runId: r.runId, epoch: r.epoch, actor: r.actor, type: r.type, data: r.data };
     if (r.state !== undefined) ordered.state = r.state;
     if (r.hash !== undefined) ordered.hash = r.hash;
     if (r.effects !== undefined) ordered.effects = r.effects;
-    return `${JSON.stringify(ordered)}\n`;
+    const open = JSON.stringify(ordered).slice(0, -1);
+    sum = chainSum(open, sum);
+    return `${open},"sum":"${sumHex(sum)}"}\n`;
   });
 }
 

@@ -33,7 +33,13 @@ function peer(answerFrom) {
 function fresh(name) {
   const path = join(logs, name);
   rmSync(path, { force: true });
+  rmSync(`${path}.mark`, { force: true });
   return path;
+}
+
+/** The fixtures are the logs alone: their commit marks (events.jsonl.mark) are not kept. */
+function dropMarks() {
+  for (const name of ['demo-answered.jsonl', 'demo-gave-up.jsonl', 'demo-resumed.jsonl']) rmSync(join(logs, `${name}.mark`), { force: true });
 }
 
 function answered() {
@@ -88,5 +94,6 @@ if (process.argv[2] === '--crashing-run') {
   answered();
   gaveUp();
   resumed();
+  dropMarks();
   console.log('wrote test/fixtures/logs/demo-{answered,gave-up,resumed}.jsonl and examples/demo-events.jsonl');
 }

@@ -2,6 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { UsageError, WardenError } from '../errors.js';
 import { warn } from './output.js';
+import { stateFileError } from '../store/stateFile.js';
+import { displayPath } from './args.js';
 
 // Each command's module is loaded only when it runs: startup is most of a short command's time.
 const commands: Record<string, { run: (argv: string[]) => Promise<number>; usage: string; summary: string }> = {
@@ -110,6 +112,13 @@ main(process.argv.slice(2)).then(
     if (error instanceof WardenError) {
       warn(error.message.replace(/\s*\n\s*/g, ' '));
       process.exitCode = error.exitCode;
+      return;
+    }
+    // A file this user may not touch (another uid's project) is bad input, whoever met it: name it.
+    const errno = error as NodeJS.ErrnoException;
+    if ((errno?.code === 'EACCES' || errno?.code === 'EPERM') && typeof errno.path === 'string') {
+      warn(stateFileError(displayPath(errno.path), error).message);
+      process.exitCode = 2;
       return;
     }
     const message = error instanceof Error ? error.message : String(error);

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { queueStatus } from '../runner/queueStatus.js';
-import { parsing } from './args.js';
+import { displayPath, parsing } from './args.js';
 import { escapeControls } from './escape.js';
 import { Output } from './output.js';
 
@@ -13,11 +13,15 @@ export async function statusCommand(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`status: unexpected argument "${positionals[0]}"`);
   const status = queueStatus(values.dir ?? '.');
   const out = new Output();
+  // A damaged log still shows what it can, but never as a clean answer: exit 2.
+  const code = status.damage ? 2 : 0;
   if (values.json) {
     out.line(JSON.stringify(status));
     await out.end();
-    return 0;
+    return code;
   }
+  const d = status.damage;
+  if (d) out.line(`LOG DAMAGED: ${displayPath(d.file)}${d.line > 0 ? `:${d.line}` : ''}: ${d.reason} — shown as of seq ${d.lastGoodSeq}, the last good record`);
   const owner = status.lease.owner;
   out.line(owner ? `lease: held by ${owner.ownerId} (pid ${String(owner.pid)}, epoch ${owner.epoch})${status.lease.live ? '' : ' — owner gone'}` : `lease: not held (${status.lease.basis})`);
   if (status.paused) out.line(`paused: ${status.paused.reason}${status.paused.until ? ` until ${status.paused.until}` : ''} (${status.paused.message})`);
@@ -45,5 +49,5 @@ export async function statusCommand(argv: string[]): Promise<number> {
     for (const r of rows) out.line(r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
   }
   await out.end();
-  return 0;
+  return code;
 }

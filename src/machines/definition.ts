@@ -1,6 +1,6 @@
 import type { AnyMachineSnapshot, AnyStateMachine, InputFrom } from 'xstate';
 import type { z } from 'zod';
-import type { EventSchemas } from '../store/catalogue.js';
+import type { EffectSchemas, EventSchemas } from '../store/catalogue.js';
 
 /**
  * A machine as the runner knows it: the statechart, the name the log calls it by, and the
@@ -16,6 +16,8 @@ export interface MachineDefinition<TMachine extends AnyStateMachine = AnyStateMa
   readonly machine: TMachine;
   readonly input: z.ZodType<InputFrom<TMachine>>;
   readonly events: EventSchemas;
+  /** The params schema of custom actions, by type: the reader checks logged effects against them. */
+  readonly effects?: EffectSchemas;
   /**
    * The state hash a record carries (part of the log format). Default: a hash of the stable
    * JSON of the state value and the whole context. A machine with a large context that changes

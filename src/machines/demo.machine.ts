@@ -1,5 +1,5 @@
 import { assign, setup } from 'xstate';
-import { demoEvents, demoInputSchema, type DemoEvent, type DemoInput } from '../store/events/demo.events.js';
+import { demoEffects, demoEvents, demoInputSchema, type DemoEvent, type DemoInput } from '../store/events/demo.events.js';
 import { defineMachine } from './definition.js';
 
 /**
@@ -60,4 +60,5 @@ export const demoDefinition = defineMachine({
   machine: demoMachine,
   input: demoInputSchema,
   events: demoEvents,
+  effects: demoEffects,
 });

@@ -8,7 +8,9 @@ import { LeaseOps, type LeaseStatus } from '../effects/leaseOps.js';
 import { builtInMachines } from '../machines/catalogue.js';
 import { isRateLimitWait, usageGate, type QueueContext, type QueueJobStatus, type QueuePause, type UsageGate } from '../machines/queue.machine.js';
 import type { PollContext } from '../machines/poll.machine.js';
-import { replayLog } from './replay.js';
+import { markPathOf } from '../store/commitMark.js';
+import { stateFileExists } from '../store/stateFile.js';
+import { replayLog, type LogDamage } from './replay.js';
 
 export interface JobStatus {
   slug: string;
@@ -64,6 +66,8 @@ export interface QueueStatus {
   problems: Array<{ file: string; problem: string }>;
   /** The log's last seq read. */
   seq: number;
+  /** Where the log is damaged, if it is: everything above is as of the last good record before it. */
+  damage: LogDamage | null;
 }
 
 /** The status of a project dir's queue, from its lease file and log alone. */
@@ -72,8 +76,15 @@ export function queueStatus(projectDir: string): QueueStatus {
   const wardenDir = join(dir, '.warden');
   const lease = existsSync(wardenDir) ? new LeaseOps(wardenDir, 'status').status() : { held: false as const, live: false as const, owner: null, basis: 'no .warden directory' };
   const log = join(wardenDir, 'events.jsonl');
-  if (!existsSync(log)) return { lease, runId: null, cap: null, paused: null, gate: null, meter: null, jobs: [], problems: [], seq: 0 };
-  const replayed = replayLog(log, builtInMachines);
+  const empty = { lease, runId: null, cap: null, paused: null, gate: null, meter: null, jobs: [], problems: [] };
+  if (!stateFileExists(log)) {
+    // A log gone while its commit mark stays was removed or moved: that is damage, not a new project.
+    const damage = stateFileExists(markPathOf(log)) ? { file: log, line: 1, reason: `missing, but ${markPathOf(log)} says records were committed; restore it, or remove the mark to start a new log`, lastGoodSeq: 0 } : null;
+    return { ...empty, seq: 0, damage };
+  }
+  // Damage does not hide the queue: it is shown as of the last good record, under a banner.
+  const replayed = replayLog(log, builtInMachines, { onDamage: 'stop' });
+  const damage = replayed.damage ?? null;
   const queue = replayed.actors.find((a) => a.id === 'queue')?.snapshot.context as QueueContext | undefined;
   const poll = replayed.actors.find((a) => a.id === 'poll')?.snapshot;
   const meter: MeterStatus | null = poll
@@ -92,7 +103,7 @@ export function queueStatus(projectDir: string): QueueStatus {
         };
       })()
     : null;
-  if (!queue) return { lease, runId: null, cap: null, paused: null, gate: null, meter, jobs: [], problems: [], seq: replayed.lastSeq };
+  if (!queue) return { ...empty, meter, seq: replayed.lastSeq, damage };
   const now = new Date().toISOString();
   const jobs = Object.values(queue.jobs)
     .sort((a, b) => a.group - b.group || (a.slug < b.slug ? -1 : 1))
@@ -118,7 +129,7 @@ export function queueStatus(projectDir: string): QueueStatus {
       actor: j.actor,
       removed: j.removed,
     }));
-  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...usageGate(queue, now), firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq };
+  return { lease, runId: queue.runId, cap: queue.cap, paused: queue.paused, gate: { ...usageGate(queue, now), firePolicy: queue.firePolicy }, meter, jobs, problems: queue.problems, seq: replayed.lastSeq, damage };
 }
 
 function waitsFor(job: QueueContext['jobs'][string], queue: QueueContext): string | null {

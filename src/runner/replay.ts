@@ -1,6 +1,8 @@
+import { LogFormatError } from '../errors.js';
 import type { MachineDefinition } from '../machines/definition.js';
 import { createRecordChecker } from '../store/catalogue.js';
 import { LogReader } from '../store/logReader.js';
+import { noRunsSeen, noteRecord, unknownRunEvidence } from '../store/runEvidence.js';
 import type { TornTail } from '../store/logWriter.js';
 import { Replayer, type ActorState } from './replayer.js';
 import type { PendingTimer } from './timerBook.js';
@@ -12,6 +14,20 @@ export interface ReplayOptions {
   at?: number;
   /** How the file is named in errors; default the path as given. */
   displayName?: string;
+  /**
+   * 'throw' (the default): a damaged log (a bad line, a broken chain, a cut below its mark) is a
+   * LogFormatError. 'stop': the replay stops before the damage and reports it as `damage`.
+   */
+  onDamage?: 'throw' | 'stop';
+}
+
+/** Where a log is damaged: what a reader refused, and the last good record before it. */
+export interface LogDamage {
+  file: string;
+  line: number;
+  reason: string;
+  /** The seq of the last record read before the damage (0: none). */
+  lastGoodSeq: number;
 }
 
 export interface ReplayResult {
@@ -22,6 +38,8 @@ export interface ReplayResult {
   records: number;
   /** A torn last line (crash mid-append), skipped. */
   torn: TornTail | undefined;
+  /** With `onDamage: 'stop'`: the damage the replay stopped at. */
+  damage?: LogDamage;
 }
 
 /**
@@ -39,12 +57,30 @@ export function replayLog(
   const replayer = new Replayer(definitions, { verify: options.verify ?? false });
   const reader = new LogReader(path, { check: createRecordChecker(definitions), displayName: options.displayName });
   let records = 0;
-  for (const record of reader) {
-    if (options.at !== undefined && record.seq > options.at) break;
-    replayer.apply(record);
-    records++;
+  let damage: LogDamage | undefined;
+  const seen = noRunsSeen();
+  try {
+    for (const record of reader) {
+      if (options.at !== undefined && record.seq > options.at) break;
+      replayer.apply(record);
+      noteRecord(record, seen);
+      records++;
+    }
+  } catch (error) {
+    if (options.onDamage !== 'stop' || !(error instanceof LogFormatError)) throw error;
+    damage = { file: error.file, line: error.line, reason: error.reason, lastGoodSeq: replayer.lastSeq };
+  }
+  // A whole replay (not one stopped --at a seq) must know every job whose files lie beside the log.
+  if (!damage && options.at === undefined) {
+    const lost = unknownRunEvidence(path, seen);
+    if (lost) {
+      const reason = `ends at seq ${replayer.lastSeq}, and ${lost}`;
+      if (options.onDamage !== 'stop') throw new LogFormatError(options.displayName ?? path, 0, reason);
+      damage = { file: options.displayName ?? path, line: 0, reason, lastGoodSeq: replayer.lastSeq };
+    }
   }
   return {
+    ...(damage ? { damage } : {}),
     actors: [...replayer.actors.values()],
     pendingTimers: replayer.timers.pending(),
     lastSeq: replayer.lastSeq,

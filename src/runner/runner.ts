@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { createActor, type AnyActorLogic, type AnyActorRef, type AnyMachineSnapshot } from 'xstate';
@@ -9,6 +8,8 @@ import type { MachineDefinition } from '../machines/definition.js';
 import { createRecordChecker, describeIssue } from '../store/catalogue.js';
 import { LogReader } from '../store/logReader.js';
 import { LogWriter, type FsyncMode } from '../store/logWriter.js';
+import { noRunsSeen, noteRecord, unknownRunEvidence } from '../store/runEvidence.js';
+import { stateFileExists } from '../store/stateFile.js';
 import type { Effect, LogRecord, StateValue } from '../store/record.js';
 import { RUNNER_ACTOR, type RunnerFactType } from '../store/runnerEvents.js';
 import { Mailboxes, type Delivery } from './mailboxes.js';
@@ -107,10 +108,15 @@ export class Runner {
   static open(options: RunnerOptions): Runner {
     const definitions = new Map(options.machines.map((d) => [d.name, d]));
     const replayer = new Replayer(definitions, { verify: true });
-    if ((options.resume ?? true) && existsSync(options.log)) {
+    if ((options.resume ?? true) && stateFileExists(options.log)) {
+      const seen = noRunsSeen();
       for (const record of new LogReader(options.log, { check: createRecordChecker(definitions) })) {
         replayer.apply(record);
+        noteRecord(record, seen);
       }
+      // Files of jobs the log never started: records were lost even if no commit mark says so.
+      const lost = unknownRunEvidence(options.log, seen);
+      if (lost) throw new UsageError(`${options.log}: ends at seq ${replayer.lastSeq}, and ${lost}`);
     }
     const writer = LogWriter.open(options.log, { fsync: options.fsync, batchMs: options.batchMs });
     const runner = new Runner(writer, replayer, options, definitions);

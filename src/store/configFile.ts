@@ -2,9 +2,10 @@
  * Loading the project config, `<project>/.warden/config.json`. The schema (config.ts, zod) is
  * loaded only when there is a file to check: short commands with no config start faster.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
+import { openStateFile, stateFileError } from './stateFile.js';
 import type { WardenConfig } from './config.js';
 import { CONCURRENCY_CAP_RANGE, CONFIG_DEFAULTS } from './configDefaults.js';
 
@@ -14,29 +15,56 @@ export function configPathOf(projectDir: string): string {
   return join(projectDir, '.warden', 'config.json');
 }
 
+/** The largest config file read: a config is a few hundred bytes; anything near this is not one. */
+export const CONFIG_MAX_BYTES = 256 * 1024;
+
 /**
  * The config of `projectDir`; `{}` when it has none. A file that is not JSON or breaks the schema
  * is a UsageError naming the file and the field.
  */
 export async function loadConfig(projectDir: string): Promise<WardenConfig> {
   const path = configPathOf(projectDir);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new UsageError(`${path}: cannot read: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
-  }
+  const text = readConfigText(path);
+  if (text === undefined) return {};
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`${path}: not JSON: ${(error as Error).message}`);
+    // The parser quotes the text it choked on: shown with control characters escaped.
+    const reason = (error as Error).message.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    throw new UsageError(`${path}: not JSON: ${reason}`);
   }
   const [{ configSchema }, { describeIssue }] = await Promise.all([import('./config.js'), import('./catalogue.js')]);
   const parsed = configSchema.safeParse(json);
   if (!parsed.success) throw new UsageError(`${path}: ${describeIssue(parsed.error.issues[0])}`);
   return parsed.data;
+}
+
+/**
+ * The config's text, or undefined if there is no file. Opened as every state file is (a regular
+ * file, no symlink, never blocking) and read no further than the size bound, whatever fstat says.
+ */
+function readConfigText(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openStateFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const buffer = Buffer.allocUnsafe(CONFIG_MAX_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buffer.length; n += got) got = readSync(fd, buffer, n, buffer.length - n, n);
+    if (n > CONFIG_MAX_BYTES) {
+      throw new UsageError(`${path}: is ${fstatSync(fd).size} bytes, over the ${CONFIG_MAX_BYTES / 1024} KiB limit for a config file`);
+    }
+    return buffer.toString('utf8', 0, n);
+  } catch (error) {
+    throw error instanceof UsageError ? error : stateFileError(path, error);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { closeSync, fstatSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { LogFormatError, UsageError } from '../errors.js';
+import { readMark } from './commitMark.js';
 import { LogCursor, openLog, type ReadOptions } from './logReader.js';
 import type { LogRecord } from './record.js';
 
@@ -23,13 +24,14 @@ async function* follow(path: string, options: ReadOptions & { signal: AbortSigna
   const wake = new Wakeup();
   signal.addEventListener('abort', wake.notify);
   try {
-    const fd = await openWhenPresent(path, signal, wake);
-    if (fd === undefined) return;
+    const file = options.displayName ?? path;
+    const opened = await openWhenPresent(path, file, signal, wake);
+    if (opened === undefined) return;
+    const { fd, mark } = opened;
     // Watching starts before the first read, so no append can fall between the two.
     const watcher = watchWith(path, wake);
     try {
-      const file = options.displayName ?? path;
-      const cursor = new LogCursor(fd, file, options);
+      const cursor = new LogCursor(fd, file, { ...options, mark });
       while (!signal.aborted) {
         if (fstatSync(fd).size < cursor.offset) {
           throw new LogFormatError(file, 0, `the log was cut below byte ${cursor.offset} while being followed`);
@@ -51,10 +53,10 @@ async function* follow(path: string, options: ReadOptions & { signal: AbortSigna
   }
 }
 
-/** Opens the log, watching its directory until it appears; undefined if aborted first. */
-async function openWhenPresent(path: string, signal: AbortSignal, wake: Wakeup): Promise<number | undefined> {
-  const fd = tryOpen(path);
-  if (fd !== undefined) return fd;
+/** Opens the log (its commit mark read first), watching its directory until it appears; undefined if aborted first. */
+async function openWhenPresent(path: string, file: string, signal: AbortSignal, wake: Wakeup): Promise<{ fd: number; mark: ReturnType<typeof readMark> } | undefined> {
+  const first = tryOpen(path, file);
+  if (first !== undefined) return first;
   const name = basename(path);
   let watcher: FSWatcher;
   try {
@@ -67,7 +69,7 @@ async function openWhenPresent(path: string, signal: AbortSignal, wake: Wakeup):
   watcher.on('error', wake.fail);
   try {
     // Tried again once the watch is up: the file may have appeared in between.
-    for (let opened = tryOpen(path); !signal.aborted; opened = tryOpen(path)) {
+    for (let opened = tryOpen(path, file); !signal.aborted; opened = tryOpen(path, file)) {
       if (opened !== undefined) return opened;
       await wake.wait();
     }
@@ -77,11 +79,13 @@ async function openWhenPresent(path: string, signal: AbortSignal, wake: Wakeup):
   }
 }
 
-function tryOpen(path: string): number | undefined {
+function tryOpen(path: string, file: string): { fd: number; mark: ReturnType<typeof readMark> } | undefined {
+  const mark = readMark(path, file);
   try {
-    return openLog(path);
+    return { fd: openLog(path, file), mark };
   } catch (error) {
-    if (error instanceof UsageError) return undefined;
+    // Only absence is waited out; a FIFO, link or directory there is refused at once.
+    if (error instanceof UsageError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
     throw error;
   }
 }

@@ -1,8 +1,10 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { LogFormatError, UsageError } from '../errors.js';
 import { describeIssue } from './catalogue.js';
-import { MAX_RECORD_BYTES, recordSchema, transitionFieldsProblem, type LogRecord } from './record.js';
+import { markGap, readMark, type CommitMark } from './commitMark.js';
+import { chainSum, MAX_RECORD_BYTES, recordSchema, SUM_SUFFIX_BYTES, sumHex, trailingSum, transitionFieldsProblem, type LogRecord } from './record.js';
 import type { TornTail } from './logWriter.js';
+import { openStateFile } from './stateFile.js';
 
 /** How a log is read and validated. */
 export interface ReadOptions {
@@ -12,6 +14,17 @@ export interface ReadOptions {
   maxRecordBytes?: number;
   /** How the file is named in errors. Default the path as given. */
   displayName?: string;
+}
+
+/** What a {@link LogCursor} checks beyond each line: where the chain starts, what was committed. */
+export interface CursorOptions extends ReadOptions {
+  /**
+   * The chain sum the file's first record continues from: 0 (the default) for a log's first
+   * file; for a later segment, the last sum of the segment before it.
+   */
+  chainFrom?: number;
+  /** The log's commit mark, read before the file was opened: the file must reach it. */
+  mark?: CommitMark;
 }
 
 const CHUNK_BYTES = 64 * 1024;
@@ -60,8 +73,16 @@ export class LogCursor {
   #line = 0;
   #lastSeq = 0;
   #bytesRead = 0;
+  // Byte bounds (in #buf) of the line #nextLine returned last.
+  #lineStart = 0;
+  #lineEnd = 0;
+  // The chain: the sum the next record continues from, and the seq of the last chained record (0: none yet).
+  #chainSum: number;
+  #chainedSeq = 0;
+  readonly #mark: CommitMark | undefined;
+  #markMet = false;
 
-  constructor(fd: number, file: string, options: ReadOptions = {}) {
+  constructor(fd: number, file: string, options: CursorOptions = {}) {
     const maxBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     if (!Number.isInteger(maxBytes) || maxBytes < 1) {
       throw new UsageError(`maxRecordBytes must be a positive integer, got ${maxBytes}`);
@@ -70,6 +91,9 @@ export class LogCursor {
     this.#file = file;
     this.#check = options.check;
     this.#maxBytes = maxBytes;
+    this.#chainSum = options.chainFrom ?? 0;
+    this.#mark = options.mark;
+    this.#markMet = options.mark === undefined || options.mark.seq === 0;
   }
 
   /** The seq of the last record returned, 0 before the first. */
@@ -90,14 +114,53 @@ export class LogCursor {
   /** The next record, or undefined when no complete line is left in the file as it is now. */
   next(): LogRecord | undefined {
     const text = this.#nextLine();
-    if (text === undefined) return undefined;
+    if (text === undefined) {
+      if (!this.#markMet) throw this.#gap(this.#line + 1);
+      return undefined;
+    }
+    // The sum is checked on the bytes as read, before anything in them is believed.
+    const hex = trailingSum(text);
+    const expected = hex === undefined ? undefined : sumHex(chainSum(this.#buf.subarray(this.#lineStart, this.#lineEnd - SUM_SUFFIX_BYTES), this.#chainSum));
     const parsed = parseRecord(text);
-    if (typeof parsed === 'string') throw this.#error(parsed);
+    if (typeof parsed === 'string') {
+      throw this.#error(expected !== hex ? `fails its checksum, and is ${parsed.startsWith('not JSON') ? parsed : `a ${parsed}`}` : parsed);
+    }
+    if (hex !== undefined && expected !== hex) {
+      throw this.#error(`seq ${parsed.seq} fails its checksum (sum ${hex}, chain expects ${expected}): this record was changed, or one before it removed`);
+    }
+    if (hex === undefined && parsed.sum !== undefined) throw this.#error(`seq ${parsed.seq}: sum must be the record's last field`);
+    if (hex === undefined && this.#chainedSeq > 0) {
+      throw this.#error(`seq ${parsed.seq} has no sum, after the chained record seq ${this.#chainedSeq}: it was changed or put there by hand`);
+    }
     if (parsed.seq <= this.#lastSeq) throw this.#error(`seq ${parsed.seq} is not greater than ${this.#lastSeq}`);
+    if (hex !== undefined && this.#chainedSeq > 0 && parsed.seq !== this.#lastSeq + 1) {
+      throw this.#error(`seq ${parsed.seq} follows seq ${this.#lastSeq}: records are missing`);
+    }
+    if (!this.#markMet) this.#checkMark(parsed.seq, hex);
     const reason = this.#check?.(parsed);
     if (reason !== undefined) throw this.#error(reason);
     this.#lastSeq = parsed.seq;
+    if (hex !== undefined) {
+      this.#chainSum = Number.parseInt(hex, 16);
+      this.#chainedSeq = parsed.seq;
+    }
     return parsed;
+  }
+
+  /** The sum the next record must continue from (for a reader of the next segment). */
+  get chainSum(): number {
+    return this.#chainSum;
+  }
+
+  #checkMark(seq: number, hex: string | undefined): void {
+    const mark = this.#mark!;
+    if (seq < mark.seq) return;
+    if (seq > mark.seq || this.#offset !== mark.offset || (hex ?? '') !== mark.sum) throw this.#gap(this.#line);
+    this.#markMet = true;
+  }
+
+  #gap(line: number): LogFormatError {
+    return new LogFormatError(this.#file, line, markGap(this.#file, this.#offset, this.#mark!, this.#lastSeq));
   }
 
   /** After `next()` returned undefined: the unfinished last line, if the file does not end with '\n'. */
@@ -123,6 +186,8 @@ export class LogCursor {
       }
       if (newline !== -1) {
         const start = this.#start;
+        this.#lineStart = start;
+        this.#lineEnd = newline;
         this.#line++;
         this.#offset += newline + 1 - start;
         this.#start = this.#scan = newline + 1;
@@ -161,14 +226,20 @@ export class LogCursor {
 
 // Only on the error path, so the regex costs nothing per record.
 function oneLine(reason: string): string {
-  const flat = reason.replace(/[\r\n\u2028\u2029]+/g, ' ');
+  // Reasons may quote the line's bytes: no control character reaches a terminal raw.
+  const flat = reason
+    .replace(/[\r\n\u2028\u2029]+/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return flat.length > MAX_REASON_CHARS ? `${flat.slice(0, MAX_REASON_CHARS - 1)}…` : flat;
 }
 
-/** Opens a log for reading; a missing file is the caller's mistake, not an I/O failure. */
-export function openLog(path: string): number {
+/**
+ * Opens a log for reading: a regular file only (no symlink, FIFO or directory; never blocking).
+ * A missing file is the caller's mistake, not an I/O failure.
+ */
+export function openLog(path: string, displayName = path): number {
   try {
-    return openSync(path, 'r');
+    return openStateFile(path, { displayName });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new UsageError(`no event log at ${path}`, { cause: error });
@@ -199,9 +270,12 @@ export class LogReader implements Iterable<LogRecord> {
   }
 
   *[Symbol.iterator](): Iterator<LogRecord> {
-    const fd = openLog(this.#path);
+    const file = this.#options.displayName ?? this.#path;
+    // The mark first: it only ever trails the log, so a log read after it must reach it.
+    const mark = readMark(this.#path, file);
+    const fd = openLog(this.#path, file);
     try {
-      const cursor = new LogCursor(fd, this.#options.displayName ?? this.#path, this.#options);
+      const cursor = new LogCursor(fd, file, { ...this.#options, mark });
       this.#cursor = cursor;
       this.#torn = undefined;
       for (let record = cursor.next(); record !== undefined; record = cursor.next()) yield record;
@@ -234,10 +308,12 @@ export class LogReader implements Iterable<LogRecord> {
  * const { records, torn } = readLog('.warden/events.jsonl');
  */
 export function readLog(path: string, options: ReadOptions = {}): { records: LogRecord[]; torn: TornTail | undefined } {
-  const fd = openLog(path);
+  const file = options.displayName ?? path;
+  const mark = readMark(path, file);
+  const fd = openLog(path, file);
   try {
     // A plain loop rather than spreading a LogReader: no generator step per record on this path.
-    const cursor = new LogCursor(fd, options.displayName ?? path, options);
+    const cursor = new LogCursor(fd, file, { ...options, mark });
     const records: LogRecord[] = [];
     for (let record = cursor.next(); record !== undefined; record = cursor.next()) records.push(record);
     return { records, torn: cursor.tail() };

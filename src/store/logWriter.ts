@@ -1,9 +1,11 @@
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync } from 'node:fs';
 import { readSync, realpathSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { LogBusyError, LogFormatError, RecordTooLargeError, UsageError } from '../errors.js';
+import { markGap, MarkWriter, readMark, type CommitMark } from './commitMark.js';
 import { tornTailOf } from './logReader.js';
-import { appendProblem, MAX_RECORD_BYTES, type LogRecord, type NewRecord } from './record.js';
+import { appendProblem, chainSum, MAX_RECORD_BYTES, sumHex, trailingSum, type LogRecord, type NewRecord } from './record.js';
+import { openStateFile, stateFileError } from './stateFile.js';
 
 /** When appends reach the disk: after every record, at most every `batchMs`, or when the OS decides. */
 export type FsyncMode = 'always' | 'batch' | 'never';
@@ -53,6 +55,13 @@ export class LogWriter {
   #fd: number | undefined;
   #lastSeq: number;
   #committedSeq: number;
+  // The chain sum of the last record staged, and of the last one written.
+  #lastSum: number;
+  #committedSum: number;
+  // The committed last record's sum as the mark names it: '' while that record is unchained (legacy).
+  #markSum: string;
+  // The commit mark beside the log, rewritten after each fsync; none in 'never' mode.
+  #mark: MarkWriter | undefined;
   #staged: string[] = [];
   #size: number;
   #timer: NodeJS.Timeout | undefined;
@@ -67,6 +76,9 @@ export class LogWriter {
     this.#fd = fd;
     this.#lastSeq = found.lastSeq;
     this.#committedSeq = found.lastSeq;
+    this.#lastSum = found.lastSum;
+    this.#committedSum = found.lastSum;
+    this.#markSum = found.lastChained ? sumHex(found.lastSum) : '';
     this.#size = found.size;
   }
 
@@ -74,16 +86,25 @@ export class LogWriter {
   static open(path: string, options: LogWriterOptions = {}): LogWriter {
     const valid = validateOptions(options);
     const dir = dirname(resolve(path));
-    mkdirSync(dir, { recursive: true });
-    const key = join(realpathSync(dir), basename(path));
+    let key: string;
+    try {
+      mkdirSync(dir, { recursive: true });
+      key = join(realpathSync(dir), basename(path));
+    } catch (error) {
+      throw stateFileError(dir, error);
+    }
     // Checked before opening: a second writer must not even repair a file the first is appending to.
     if (openPaths.has(key)) throw new LogBusyError(path);
-    const flags = constants.O_RDWR | constants.O_CREAT | constants.O_APPEND | (constants.O_NOFOLLOW ?? 0);
-    const fd = openSync(path, flags, 0o600);
+    // Read before the log: the mark only ever trails what the log holds.
+    const mark = readMark(path);
+    const fd = openStateFile(path, { access: 'append' });
+    let writer: LogWriter | undefined;
     try {
-      const recovered = recover(fd, path, valid.fsync !== 'never');
+      const recovered = recover(fd, path, valid.fsync !== 'never', mark);
+      writer = new LogWriter(path, key, fd, recovered, valid);
+      if (valid.fsync !== 'never') writer.#mark = new MarkWriter(path);
       openPaths.add(key);
-      return new LogWriter(path, key, fd, recovered, valid);
+      return writer;
     } catch (error) {
       closeSync(fd);
       throw error;
@@ -121,12 +142,16 @@ export class LogWriter {
     // Checked before writing, so nothing the reader would refuse is ever committed.
     const problem = appendProblem(written);
     if (problem) throw new UsageError(`cannot append a ${String(type)} record: ${problem}`);
-    const line = serialise(written);
+    const covered = serialise(written);
+    const sum = chainSum(covered, this.#lastSum);
+    written.sum = sumHex(sum);
+    const line = `${covered},"sum":"${written.sum}"}`;
     // A UTF-16 unit is at most 3 UTF-8 bytes: count exactly only when the line could be too long.
     const bytes = line.length * 3 <= MAX_RECORD_BYTES ? line.length : Buffer.byteLength(line);
     if (bytes > MAX_RECORD_BYTES) throw new RecordTooLargeError(bytes, MAX_RECORD_BYTES, type);
     this.#staged.push(line);
     this.#lastSeq = written.seq;
+    this.#lastSum = sum;
     return written;
   }
 
@@ -149,11 +174,14 @@ export class LogWriter {
       // A half-written line would sit under every later append: take it back out.
       ftruncateSync(fd, this.#size);
       this.#lastSeq = this.#committedSeq;
+      this.#lastSum = this.#committedSum;
       throw error;
     }
     this.#size += length;
     this.#committedSeq = this.#lastSeq;
-    if (this.#options.fsync === 'always') fsyncSync(fd);
+    this.#committedSum = this.#lastSum;
+    this.#markSum = sumHex(this.#lastSum);
+    if (this.#options.fsync === 'always') this.#syncAndMark(fd);
     else if (this.#options.fsync === 'batch' && this.#timer === undefined) {
       this.#timer = setTimeout(() => this.#batchSync(), this.#options.batchMs).unref();
     }
@@ -163,13 +191,14 @@ export class LogWriter {
   sync(): void {
     const fd = this.#open();
     this.#cancelBatch();
-    fsyncSync(fd);
+    this.#syncAndMark(fd);
   }
 
   /** Drops what is staged (nothing of it is written) and closes the file. For a writer that must stop writing. */
   discard(): void {
     this.#staged = [];
     this.#lastSeq = this.#committedSeq;
+    this.#lastSum = this.#committedSum;
     this.close();
   }
 
@@ -182,9 +211,11 @@ export class LogWriter {
     this.#cancelBatch();
     openPaths.delete(this.#key);
     try {
-      if (this.#options.fsync !== 'never') fsyncSync(fd);
+      if (this.#options.fsync !== 'never') this.#syncAndMark(fd);
     } finally {
       closeSync(fd);
+      this.#mark?.close();
+      this.#mark = undefined;
     }
     this.#throwSyncError();
   }
@@ -199,10 +230,16 @@ export class LogWriter {
     this.#timer = undefined;
     if (this.#fd === undefined) return;
     try {
-      fsyncSync(this.#fd);
+      this.#syncAndMark(this.#fd);
     } catch (error) {
       this.#syncError ??= error;
     }
+  }
+
+  /** fsync, then move the commit mark up to what that fsync made durable. */
+  #syncAndMark(fd: number): void {
+    fsyncSync(fd);
+    if (this.#committedSeq > 0) this.#mark?.update({ seq: this.#committedSeq, offset: this.#size, sum: this.#markSum });
   }
 
   #cancelBatch(): void {
@@ -228,7 +265,7 @@ function validateOptions(options: LogWriterOptions): Required<LogWriterOptions> 
   return { fsync, batchMs };
 }
 
-// Fixed key order, so equal records are equal lines. The envelope's fields are checked
+// Fixed key order, so equal records are equal lines (and `sum` is always last). The envelope's fields are checked
 // primitives, so only the nested values need JSON.stringify.
 function serialise(r: LogRecord): string {
   const data = JSON.stringify(r.data);
@@ -238,14 +275,20 @@ function serialise(r: LogRecord): string {
   if (r.state !== undefined) line += `,"state":${JSON.stringify(r.state)}`;
   if (r.hash !== undefined) line += `,"hash":"${r.hash}"`;
   if (r.effects !== undefined) line += `,"effects":${JSON.stringify(r.effects)}`;
-  return `${line}}`;
+  // Left open: the chain sum over these bytes closes it.
+  return line;
 }
 
-type Recovered = { size: number; lastSeq: number; repairedTail: TornTail | undefined };
+type Recovered = { size: number; lastSeq: number; lastSum: number; lastChained: boolean; repairedTail: TornTail | undefined };
 
-/** Cuts a torn tail off and reads the seq of the last committed line, reading only the file's end. */
-function recover(fd: number, file: string, durable: boolean): Recovered {
+/**
+ * Cuts a torn tail off and reads the seq and chain sum of the last committed line, reading only
+ * the file's end. A log shorter than its commit mark, or whose mark does not fall on a line's
+ * end, lost committed records: that is refused before anything is cut.
+ */
+function recover(fd: number, file: string, durable: boolean, mark: CommitMark | undefined): Recovered {
   let size = fstatSync(fd).size;
+  if (mark) checkAgainstMark(fd, file, size, mark);
   const lastNewline = findNewlineBefore(fd, file, size, 'last line');
   let repairedTail: TornTail | undefined;
   if (lastNewline + 1 < size) {
@@ -257,7 +300,7 @@ function recover(fd: number, file: string, durable: boolean): Recovered {
     if (durable) fsyncSync(fd);
     size = offset;
   }
-  if (lastNewline === -1) return { size, lastSeq: 0, repairedTail };
+  if (lastNewline === -1) return { size, lastSeq: 0, lastSum: 0, lastChained: false, repairedTail };
   const lineStart = findNewlineBefore(fd, file, lastNewline, 'last record') + 1;
   const text = readAt(fd, lineStart, lastNewline - lineStart).toString('utf8');
   let seq: unknown;
@@ -269,8 +312,18 @@ function recover(fd: number, file: string, durable: boolean): Recovered {
   if (!Number.isInteger(seq) || (seq as number) < 1) {
     throw new LogFormatError(file, 0, 'last record has no positive integer seq');
   }
-  return { size, lastSeq: seq as number, repairedTail };
+  // A log written before sums existed goes on with a chain started from 0, as readers expect.
+  const sum = trailingSum(text);
+  return { size, lastSeq: seq as number, lastSum: sum === undefined ? 0 : Number.parseInt(sum, 16), lastChained: sum !== undefined, repairedTail };
 }
+
+/** Throws unless the log still holds everything its mark says was committed. */
+function checkAgainstMark(fd: number, file: string, size: number, mark: CommitMark): void {
+  const lineEnd = mark.offset > 0 && mark.offset <= size ? readAt(fd, mark.offset - 1, 1)[0] : undefined;
+  if (lineEnd === NEWLINE) return;
+  throw new LogFormatError(file, 0, markGap(file, size, mark));
+}
+
 
 /**
  * The offset of the last '\n' before `end`, or -1 if there is none. Reads backwards in chunks and

@@ -1,3 +1,4 @@
+import { crc32 } from 'node:zlib';
 import { z } from 'zod';
 
 /**
@@ -42,11 +43,38 @@ export const recordSchema = z.strictObject({
   state: stateValueSchema.optional(),
   hash: z.string().regex(/^[0-9a-f]{16}$/).optional(),
   effects: z.array(effectSchema).optional(),
+  sum: z.string().regex(/^[0-9a-f]{8}$/).optional(),
 });
 export type LogRecord = z.infer<typeof recordSchema>;
 
-/** A record as handed to the writer: the writer assigns `seq`. */
-export type NewRecord = Omit<LogRecord, 'seq'>;
+/** A record as handed to the writer: the writer assigns `seq` and `sum`. */
+export type NewRecord = Omit<LogRecord, 'seq' | 'sum'>;
+
+/**
+ * The record checksum, chained: CRC-32 of the line's bytes before its `,"sum":"…"}` suffix,
+ * started from the previous record's sum (0 for the first record of a chain). A record changed
+ * anywhere, or removed from between two others, breaks every sum from there on.
+ */
+export function chainSum(covered: string | Uint8Array, previous: number): number {
+  return crc32(covered, previous);
+}
+
+/** The sum as the log writes it: 8 lowercase hex digits. */
+export function sumHex(sum: number): string {
+  return sum.toString(16).padStart(8, '0');
+}
+
+/** The sum's suffix on a line: `,"sum":"` + 8 hex digits + `"}` — always the last field. */
+export const SUM_SUFFIX_BYTES = 18;
+const SUM_FIELD = ',"sum":"';
+
+/** The hex sum at the end of a line, or undefined if the line does not end with a sum field. */
+export function trailingSum(line: string): string | undefined {
+  const at = line.length - SUM_SUFFIX_BYTES;
+  if (at < 1 || !line.endsWith('"}') || !line.startsWith(SUM_FIELD, at)) return undefined;
+  const hex = line.slice(at + SUM_FIELD.length, line.length - 2);
+  return /^[0-9a-f]{8}$/.test(hex) ? hex : undefined;
+}
 
 /** A record that was an input to a machine, with what the machine did with it. */
 export type TransitionRecord = LogRecord & { state: StateValue; hash: string; effects: Effect[] };

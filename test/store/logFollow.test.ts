@@ -46,7 +46,7 @@ describe('followLog', () => {
       expect([(await next()).seq, (await next()).seq, (await next()).seq]).toEqual([1, 2, 3]);
       const pending = next();
       writer.append(newRecord(4));
-      expect(await pending).toEqual({ seq: 4, ...newRecord(4) });
+      expect(await pending).toEqual({ seq: 4, ...newRecord(4), sum: expect.stringMatching(/^[0-9a-f]{8}$/) });
       writer.append(newRecord(5));
       writer.append(newRecord(6));
       expect([(await next()).seq, (await next()).seq]).toEqual([5, 6]);

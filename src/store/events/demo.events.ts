@@ -16,6 +16,12 @@ export const demoEvents = {
     .describe('The peer answered a ping; only an answer to the current attempt counts.'),
 } as const;
 
+/** Params of each effect the demo machine asks for, by action type: checked on every read of the log. */
+export const demoEffects = {
+  sendPing: z.strictObject({ attempt: z.number().int().positive() }),
+  report: z.strictObject({ outcome: z.enum(['answered', 'gaveUp']), attempts: z.number().int().nonnegative() }),
+} as const;
+
 export type DemoEvent =
   | { type: 'demo.start' }
   | { type: 'demo.pong'; attempt: number }
