@@ -4,7 +4,8 @@ import { execa, type ResultPromise } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { CLI, warden } from '../helpers/cli.js';
-import { processGone } from '../helpers/processes.js';
+import { fromBStart, overlapAfterSigkill } from '../helpers/holds.js';
+import { exited, processGone } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -145,6 +146,30 @@ describe('warden lease run', () => {
       const text = existsSync(shared) ? readFileSync(shared, 'utf8') : '';
       expect(text).not.toMatch(/^end /m);
     }
+  });
+
+  it("kills what a SIGKILLed holder's CMD started before the next holder's CMD starts: no two sections overlap", async () => {
+    const dir = tempDir();
+    const { lines, next, left } = await overlapAfterSigkill(
+      dir,
+      (cmd) => ['lease', 'run', '--dir', dir, '--', ...cmd],
+      (cmd) => ['lease', 'run', '--dir', dir, '--wait', '--probe-ms', '20', '--', ...cmd],
+    );
+    expect(lines).not.toContain('A-alive');
+    expect(fromBStart(lines)).toEqual(['B-start', 'B-end']);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toMatch(/^warden: killed \d+ process(es)? an earlier holder left running: \d+/m);
+    expect(left).toEqual([]);
+  });
+
+  it('ends what CMD left running (a background loop) with the section, before the lease is released', async () => {
+    const dir = tempDir();
+    const bg = join(dir, 'bg.pid');
+    const result = await warden(['lease', 'run', '--dir', dir, '--', 'sh', '-c', '(while :; do sleep 0.01; done) & echo $! > "$0"', bg]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/^warden: killed \d+ process(es)? CMD left running: /m);
+    expect(exited(Number(readFileSync(bg, 'utf8')))).toBe(true);
+    expect(existsSync(join(dir, '.warden', 'scheduler.lock'))).toBe(false);
   });
 
   it.each([
