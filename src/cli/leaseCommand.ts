@@ -90,17 +90,15 @@ async function leaseRun(argv: string[]): Promise<number> {
   // The section ends with CMD: what it left running (a background job, a daemon) ends with it.
   const left = await child.killTree();
   if (left.killed.length > 0) warn(`killed ${plural(left.killed.length, 'process', 'processes')} CMD left running: ${left.killed.join(', ')}`);
-  if (left.survivors.length > 0) {
-    // Still there: the lock stays, so the next holder, finding this one dead, kills them first.
-    warn(`processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}; the lease is kept until this process exits`);
-    return 1;
-  }
+  // One that survives SIGKILL (uninterruptible sleep) keeps its tag: the next holder's sweep
+  // finds it too, and starts nothing while it is there.
+  if (left.survivors.length > 0) warn(`processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}`);
   const { result } = outcome;
   const signalled = forwarding.signalled();
   const code = exitCodeOf(result);
   const why = signalled ? `${signalled}; command exited with ${code}` : `command exited with ${code}`;
   if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
-  return exitCodeOf(result, signalled);
+  return left.survivors.length > 0 ? 1 : exitCodeOf(result, signalled);
 }
 
 function plural(n: number, one: string, many: string): string {

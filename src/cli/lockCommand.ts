@@ -136,13 +136,11 @@ async function lockRun(argv: string[]): Promise<number> {
   forwarding.stop();
   const left = await child.killTree();
   if (left.killed.length > 0) warn(`${worker}: killed ${left.killed.length} process${left.killed.length === 1 ? '' : 'es'} CMD left running: ${left.killed.join(', ')}`);
-  if (left.survivors.length > 0) {
-    // Still there: the lock stays, so the next holder, finding this one dead, kills them first.
-    warn(`${worker}: processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}; the lock is kept until this process exits`);
-    return 1;
-  }
+  // One that survives SIGKILL (uninterruptible sleep) keeps its tag: the next holder's sweep
+  // finds it too, and starts nothing while it is there.
+  if (left.survivors.length > 0) warn(`${worker}: processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}`);
   if ((await releaseWorkerLock(worker, { owner }, options)) === 'not ours') warn(`${worker}: the lock was no longer ours at release; left it alone`);
-  return exitCodeOf(result, forwarding.signalled());
+  return left.survivors.length > 0 ? 1 : exitCodeOf(result, forwarding.signalled());
 }
 
 function workerOf(command: string, positionals: string[]): string {

@@ -181,20 +181,27 @@ export interface FoundProcess {
  * environment is found by its group. This process is never listed.
  */
 export function taggedProcesses(name: string, select: (value: string) => boolean): FoundProcess[] {
-  const all = listProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid);
-  const found = new Map<number, FoundProcess>();
-  const groups = new Set<number>();
-  for (const p of all) {
-    const environ = readEnviron(p.pid);
+  // Environments first, one file per process: in the common case no process is tagged, and the
+  // stat files (groups, states, start times) are not needed at all.
+  const tagged = new Set<number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const environ = readEnviron(Number(entry));
     const value = environ === null ? undefined : environValue(environ, name);
-    if (value === undefined || !select(value)) continue;
-    found.set(p.pid, { pid: p.pid, startTime: p.startTime });
-    groups.add(p.pgid);
+    if (value !== undefined && select(value)) tagged.add(Number(entry));
   }
-  for (const p of all) {
-    if (groups.has(p.pgid) && !found.has(p.pid)) found.set(p.pid, { pid: p.pid, startTime: p.startTime });
-  }
-  return [...found.values()].sort((a, b) => a.pid - b.pid);
+  tagged.delete(process.pid);
+  if (tagged.size === 0) return [];
+  const all = listProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid);
+  const groups = new Set(all.filter((p) => tagged.has(p.pid)).map((p) => p.pgid));
+  return all.filter((p) => tagged.has(p.pid) || groups.has(p.pgid)).map((p) => ({ pid: p.pid, startTime: p.startTime }));
 }
 
 /**

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { clearEarlierHolds } from '../../src/effects/guardedCommand.js';
@@ -19,6 +20,8 @@ async function taggedShellWithUntaggedChild(): Promise<{ shell: number; sleeper:
   value = randomUUID();
   const shell = execa('sh', ['-c', `env -u ${TAG} sleep 1000 & echo $!; wait`], { env: { [TAG]: value }, detached: true, reject: false });
   const sleeper = await new Promise<number>((resolve) => shell.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  // Until it has exec'd sleep, the child still carries the tag.
+  await until(() => readFileSync(`/proc/${sleeper}/cmdline`, 'latin1').startsWith('sleep\0'), 'the child to exec sleep');
   return { shell: shell.pid!, sleeper };
 }
 
