@@ -88,9 +88,10 @@ export function startGuardedCommand(command: string, args: readonly string[], en
  * {@link isExecutable} first.
  */
 export function withParentDeathSignal(command: string, args: string[]): [string, string[]] {
-  if (!hasSetpriv()) return [command, args];
+  const setpriv = setprivPath();
+  if (setpriv === null) return [command, args];
   const guard = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
-  return ['setpriv', ['--pdeathsig', 'KILL', '--', 'sh', '-c', guard, 'sh', String(process.pid), command, ...args]];
+  return [setpriv, ['--pdeathsig', 'KILL', '--', '/bin/sh', '-c', guard, 'sh', String(process.pid), command, ...args]];
 }
 
 /**
@@ -109,8 +110,9 @@ export function isExecutable(command: string, cwd: string, path: string | undefi
   });
 }
 
-let setprivFound: boolean | undefined;
-function hasSetpriv(): boolean {
-  setprivFound ??= process.platform === 'linux' && ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => existsSync(p));
+// Named by its full path: a job's PATH (filtered, or set by its config) may not lead to it.
+let setprivFound: string | null | undefined;
+function setprivPath(): string | null {
+  if (setprivFound === undefined) setprivFound = process.platform === 'linux' ? (['/usr/bin/setpriv', '/bin/setpriv'].find((p) => existsSync(p)) ?? null) : null;
   return setprivFound;
 }
