@@ -5,11 +5,17 @@ import { UsageError } from '../errors.js';
 import { doctor, doctorExitCode } from '../effects/doctor.js';
 import { DEFAULT_SKIP_DIRS } from '../effects/lockScan.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
+import { deadExecs, type DeadExec } from '../runner/execRecovery.js';
 import { loadConfig } from '../store/configFile.js';
 import { displayPath, parsing, positiveInteger } from './args.js';
+import { escapeControls } from './escape.js';
 import { Output } from './output.js';
 
-/** `warden doctor [ROOT] [--fix] [--json]`: every worker lock under ROOT, judged; stale ones removed with --fix. */
+/**
+ * `warden doctor [ROOT] [--fix] [--json]`: every worker lock under ROOT, judged, and every exec in
+ * the project dir that died with its job unfinished; with --fix stale locks are removed and dead
+ * execs' leftovers killed (their logs ended).
+ */
 export async function doctorCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsing('doctor', () =>
     parseArgs({
@@ -46,9 +52,16 @@ export async function doctorCommand(argv: string[]): Promise<number> {
     skipDirs: [...base, ...(values.skip ?? [])],
   });
 
+  // Execs in the project dir that died with their job unfinished: their leftovers, from their logs.
+  const execs = await deadExecs(resolve(values.dir ?? '.'), { recover: values.fix ?? false, by: 'warden doctor --fix' });
+  for (const dead of execs) {
+    const fixed = dead.problem === undefined && dead.jobs.every((job) => job.recovered !== undefined && job.recovered.survivors.length === 0);
+    report.findings.push({ kind: 'dead-exec', severity: 'problem', path: dead.log, message: deadExecMessage(dead), ...(values.fix && fixed ? { fixed: true } : {}) });
+  }
+
   const out = new Output();
   if (values.json) {
-    out.line(JSON.stringify(report));
+    out.line(JSON.stringify({ ...report, execs }));
   } else {
     out.line(`${report.locks.length} worker lock${report.locks.length === 1 ? '' : 's'} under ${displayPath(root)} (${report.scanned.dirs} directories read, ${report.scanned.skipped} skipped by name)`);
     for (const lock of report.locks) {
@@ -62,3 +75,17 @@ export async function doctorCommand(argv: string[]): Promise<number> {
   await out.end();
   return doctorExitCode(report);
 }
+
+/** A dead exec as a finding: what it left, and (after --fix) what became of it. */
+function deadExecMessage(dead: DeadExec): string {
+  const who = `dead exec${dead.pid === null ? '' : ` (pid ${dead.pid})`} left ${displayPath(dead.log)} unfinished`;
+  if (dead.problem !== undefined) return `${who}; its log cannot be read: ${escapeControls(dead.problem)}`;
+  const jobs = dead.jobs.map((job) => {
+    const found = `${job.actor} in ${job.state}, ${job.leftovers.length === 0 ? 'no process left' : `processes left: ${job.leftovers.join(' ')}`}`;
+    if (!job.recovered) return found;
+    const { killed, survivors } = job.recovered;
+    return `${found}; ${job.recovered.state}${killed.length > 0 ? `, killed ${killed.join(' ')}` : ''}${survivors.length > 0 ? `, still running after SIGKILL: ${survivors.join(' ')}` : ''}`;
+  });
+  return `${who}: ${jobs.join('; ')}`;
+}
+

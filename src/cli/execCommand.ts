@@ -2,8 +2,9 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { runJob } from '../runner/jobSession.js';
 import { loadConfig } from '../store/configFile.js';
-import { duration, parsing } from './args.js';
-import { jsonLine } from './escape.js';
+import type { DeadExec } from '../runner/execRecovery.js';
+import { displayPath, duration, parsing } from './args.js';
+import { escapeControls, jsonLine } from './escape.js';
 import { warn } from './output.js';
 
 const EXIT = { completed: 0, failed: 1, deferred: 75, interrupted: 1 } as const;
@@ -61,6 +62,7 @@ export async function execCommand(argv: string[]): Promise<number> {
       rateLimitPatterns: config.rateLimitPatterns?.map((p) => ({ name: p.name, regex: new RegExp(p.regex) })),
       passThrough: true,
       signal: controller.signal,
+      onRecovered: (dead) => warn(describeRecovery(dead)),
     });
     if (values.json) process.stdout.write(`${jsonLine(run.meta)}\n`);
     else if (run.outcome !== 'completed' || run.meta.mappedFromSignal) warn(`job ${run.outcome}: ${run.meta.reason} (log: ${run.log})`);
@@ -68,4 +70,14 @@ export async function execCommand(argv: string[]): Promise<number> {
   } finally {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.off(signal, stop);
   }
+}
+
+/** One line on a dead exec whose leftovers this one killed before starting. */
+export function describeRecovery(dead: DeadExec): string {
+  const jobs = dead.jobs.map((job) => {
+    const killed = job.recovered?.killed ?? [];
+    const survivors = job.recovered?.survivors ?? [];
+    return `${job.actor} ${job.state} → ${job.recovered?.state ?? 'unchanged'}${killed.length > 0 ? `, killed ${killed.join(' ')}` : ''}${survivors.length > 0 ? `, still running after SIGKILL: ${survivors.join(' ')}` : ''}`;
+  });
+  return `a dead exec${dead.pid === null ? '' : ` (pid ${dead.pid})`} left ${displayPath(dead.log)} unfinished: ${dead.problem === undefined ? jobs.join('; ') : escapeControls(dead.problem)}`;
 }

@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
-import { startGuardedCommand } from '../effects/guardedCommand.js';
+import { clearEarlierHolds, holdVariable, startGuardedCommand } from '../effects/guardedCommand.js';
 import { DEFAULT_LEASE_TIMINGS, LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { parsing, positiveInteger } from './args.js';
@@ -60,10 +60,20 @@ async function leaseRun(argv: string[]): Promise<number> {
     },
   });
 
-  const child = startGuardedCommand(command, args, {
-    WARDEN_LEASE_EPOCH: String(lease.epoch),
-    WARDEN_LEASE_DIR: resolve(values.dir ?? '.'),
-  });
+  // Every process started under this holding carries the epoch in the lease's own variable: what
+  // earlier holdings left running is killed before CMD starts, and what CMD leaves, when it ends.
+  const dir = resolve(values.dir ?? '.');
+  const tag = { name: holdVariable(join(realpathSync(join(dir, '.warden')), 'scheduler.lock')), value: String(lease.epoch) };
+  const cleared = await clearEarlierHolds(tag.name, (value) => /^[0-9]+$/.test(value) && Number(value) < lease.epoch);
+  if (cleared.killed.length > 0) warn(`killed ${plural(cleared.killed.length, 'process', 'processes')} an earlier holder left running: ${cleared.killed.join(', ')}`);
+  if (cleared.survivors.length > 0) {
+    const why = `processes of an earlier holder still running after SIGKILL: ${cleared.survivors.join(', ')}`;
+    warn(`${why}; CMD not started`);
+    lease.release(why);
+    return 1;
+  }
+
+  const child = startGuardedCommand(command, args, { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: dir }, tag);
   const forwarding = forwardSignals(child);
   const outcome = await Promise.race([
     child.exited.then((result) => ({ kind: 'exited' as const, result })),
@@ -77,12 +87,22 @@ async function leaseRun(argv: string[]): Promise<number> {
     await child.killTree();
     return 1;
   }
+  // The section ends with CMD: what it left running (a background job, a daemon) ends with it.
+  const left = await child.killTree();
+  if (left.killed.length > 0) warn(`killed ${plural(left.killed.length, 'process', 'processes')} CMD left running: ${left.killed.join(', ')}`);
+  // One that survives SIGKILL (uninterruptible sleep) keeps its tag: the next holder's sweep
+  // finds it too, and starts nothing while it is there.
+  if (left.survivors.length > 0) warn(`processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}`);
   const { result } = outcome;
   const signalled = forwarding.signalled();
   const code = exitCodeOf(result);
   const why = signalled ? `${signalled}; command exited with ${code}` : `command exited with ${code}`;
   if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
-  return exitCodeOf(result, signalled);
+  return left.survivors.length > 0 ? 1 : exitCodeOf(result, signalled);
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 /** Who holds the lease and whether that owner is alive. */

@@ -1,4 +1,4 @@
-import { watch } from 'node:fs';
+import { realpathSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LockHeldError, UsageError } from '../errors.js';
@@ -10,6 +10,7 @@ import {
   acquireWorkerLock,
   checkWorkerLock,
   forceReleaseWorkerLock,
+  lockPathOf,
   ownerOf,
   releaseWorkerLock,
   workerLockStatus,
@@ -118,13 +119,29 @@ async function lockRun(argv: string[]): Promise<number> {
     }
   }
 
-  const { startGuardedCommand } = await import('../effects/guardedCommand.js');
-  const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) });
+  // Every process started under this holding carries this warden's identity in the lock's own
+  // variable: what another holding left running is killed before CMD starts, and what CMD
+  // leaves, when it ends.
+  const { clearEarlierHolds, holdVariable, startGuardedCommand } = await import('../effects/guardedCommand.js');
+  const tag = { name: holdVariable(lockPathOf(realpathSync(worker))), value: `${owner.pid}.${owner.pidStartTime ?? ''}` };
+  const cleared = await clearEarlierHolds(tag.name, (value) => value !== tag.value);
+  if (cleared.killed.length > 0) warn(`${worker}: killed ${cleared.killed.length} process${cleared.killed.length === 1 ? '' : 'es'} an earlier holder left running: ${cleared.killed.join(', ')}`);
+  if (cleared.survivors.length > 0) {
+    warn(`${worker}: processes of an earlier holder still running after SIGKILL: ${cleared.survivors.join(', ')}; CMD not started`);
+    await releaseWorkerLock(worker, { owner }, options);
+    return 1;
+  }
+  const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) }, tag);
   const forwarding = forwardSignals(child);
   const result = await child.exited;
   forwarding.stop();
+  const left = await child.killTree();
+  if (left.killed.length > 0) warn(`${worker}: killed ${left.killed.length} process${left.killed.length === 1 ? '' : 'es'} CMD left running: ${left.killed.join(', ')}`);
+  // One that survives SIGKILL (uninterruptible sleep) keeps its tag: the next holder's sweep
+  // finds it too, and starts nothing while it is there.
+  if (left.survivors.length > 0) warn(`${worker}: processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}`);
   if ((await releaseWorkerLock(worker, { owner }, options)) === 'not ours') warn(`${worker}: the lock was no longer ours at release; left it alone`);
-  return exitCodeOf(result, forwarding.signalled());
+  return left.survivors.length > 0 ? 1 : exitCodeOf(result, forwarding.signalled());
 }
 
 function workerOf(command: string, positionals: string[]): string {

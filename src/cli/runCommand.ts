@@ -1,6 +1,9 @@
 import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Hold } from '../machines/queue.machine.js';
+import { deadExecs } from '../runner/execRecovery.js';
+import { describeRecovery } from './execCommand.js';
 import { runScheduler } from '../runner/scheduler.js';
 import { parsing, positiveInteger } from './args.js';
 import { lineDisplay, tableDisplay } from './queueView.js';
@@ -59,6 +62,9 @@ export async function runCommand(argv: string[]): Promise<number> {
     abort.abort(signal);
   };
   for (const signal of SIGNALS) process.on(signal, onSignal);
+
+  // What an exec that died in this dir left running is killed, and its log ended (execRecovery.ts).
+  for (const dead of await deadExecs(resolve(values.dir ?? '.'), { recover: true, by: `warden run (pid ${process.pid})` })) warn(describeRecovery(dead));
 
   const display = process.stdout.isTTY ? tableDisplay(process.stdout) : lineDisplay((line) => process.stdout.write(`${line}\n`));
   try {

@@ -29,7 +29,8 @@ export type FindingKind =
   | 'probe-failed'
   | 'unreadable-dir'
   | 'lock-path-symlink'
-  | 'symlinks';
+  | 'symlinks'
+  | 'dead-exec';
 
 export interface Finding {
   kind: FindingKind;

@@ -23,22 +23,54 @@ export interface FlockOptions {
  */
 export async function withFlock<T>(path: string, fn: () => T | Promise<T>, options: FlockOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const held = await takeFlock(path, { timeoutMs });
+  if (!held) throw new FlockTimeoutError(path, timeoutMs);
+  try {
+    return await fn();
+  } finally {
+    held.release();
+  }
+}
+
+/** An exclusive flock this process holds until `release()`, or until it dies. */
+export interface HeldFlock {
+  release(): void;
+}
+
+/**
+ * Takes an exclusive flock on `path` (created with `mode` if missing; a symlink there is refused,
+ * never followed) and keeps it until `release()` — or until this process dies, when the kernel
+ * drops it: a lock held for a process's life says whether it is alive. Null if another holds it
+ * past `timeoutMs` (0: do not wait).
+ * @example const held = await takeFlock(logPath, { timeoutMs: 0 }); if (!held) return 'in use';
+ */
+export async function takeFlock(path: string, options: FlockOptions & { mode?: number } = {}): Promise<HeldFlock | null> {
+  const timeoutMs = options.timeoutMs ?? 10_000;
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, options.mode ?? 0o644);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new LockPathError(path, 'is a symbolic link; refusing to follow it');
     throw error;
   }
+  let open = true;
+  const release = () => {
+    if (open) closeSync(fd);
+    open = false;
+  };
   try {
     if (!lstatSync(path).isFile()) throw new LockPathError(path, 'is not a regular file');
     const result = await runFlock(fd, timeoutMs);
     if (result.kind === 'missing') throw new ToolError('flock', 'not found on PATH (util-linux flock(1) is needed for worker locks)');
-    if (result.kind === 'exit' && result.code === 1) throw new FlockTimeoutError(path, timeoutMs);
+    if (result.kind === 'exit' && result.code === 1) {
+      release();
+      return null;
+    }
     if (result.kind !== 'exit' || result.code !== 0) throw new ToolError('flock', `${path}: ${result.detail}`);
-    return await fn();
-  } finally {
-    closeSync(fd);
+    return { release };
+  } catch (error) {
+    release();
+    throw error;
   }
 }
 
@@ -48,7 +80,7 @@ export async function withFlock<T>(path: string, fn: () => T | Promise<T>, optio
  */
 function runFlock(fd: number, timeoutMs: number): Promise<{ kind: 'exit'; code: number | null; detail: string } | { kind: 'missing' }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('flock', ['--exclusive', '--wait', String(timeoutMs / 1000), '3'], {
+    const child = spawn('flock', ['--exclusive', ...(timeoutMs === 0 ? ['--nonblock'] : ['--wait', String(timeoutMs / 1000)]), '3'], {
       stdio: ['ignore', 'ignore', 'pipe', fd],
     });
     // A safety net past flock's own --wait (not spawn's `timeout`, which clamps 2^31 ms to 1 ms).

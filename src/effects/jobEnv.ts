@@ -1,6 +1,6 @@
 /**
- * A job's environment: Warden's own, inherited, minus Warden's variables and a deny list, plus
- * the job's additions and its `WARDEN_JOB_ID`.
+ * A job's environment: Warden's own, inherited, minus Warden's variables (but for the hold tags,
+ * `WARDEN_HOLD_*`) and a deny list, plus the job's additions and its `WARDEN_JOB_ID`.
  *
  * The default deny list removes credentials an agent working in a repository has no use for
  * (cloud, package-registry and deploy secrets), and keeps what agents themselves run on: their
@@ -57,8 +57,10 @@ export function jobEnvironment(jobId: string, options: JobEnvOptions = {}, base:
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(base)) {
     if (value === undefined) continue;
-    // Warden's own variables describe Warden's process (its lease, its job if nested): never passed on.
-    if (name.startsWith('WARDEN_')) continue;
+    // Warden's own variables describe Warden's process (its lease, its job if nested): never passed
+    // on — except the tags of the holds it runs under (WARDEN_HOLD_*): an agent started under a
+    // `lease run` is part of that holding, and the next holder finds it by its tag.
+    if (name.startsWith('WARDEN_') && !name.startsWith('WARDEN_HOLD_')) continue;
     if (deny.some((d) => d.test(name)) && !allow.some((a) => a.test(name))) continue;
     env[name] = value;
   }

@@ -13,6 +13,7 @@ import type { EffectHandlers, EffectInput } from '../runner/runner.js';
 import type { JobMeta } from '../machines/job.machine.js';
 import type { JobInput, JobResult } from '../store/events/job.events.js';
 import { LineScanner, type RateLimitPattern } from './agentOutput.js';
+import { isExecutable, withParentDeathSignal } from './guardedCommand.js';
 import { jobEnvironment, type JobEnvOptions } from './jobEnv.js';
 import { readStartTime } from './processIdentity.js';
 import { killJobRemains, signalJobProcesses } from './processTree.js';
@@ -35,6 +36,12 @@ export interface JobEffectsOptions {
   passThrough?: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream };
   /** How long SIGKILLed leftovers may take to disappear before they are reported as survivors. */
   reapWithinMs?: number;
+  /**
+   * The agent's main process gets a parent-death SIGKILL (as `lease run` gives its CMD): it dies
+   * with this process. `warden exec` asks for it; a queue's jobs outlive a dead scheduler until
+   * the next run reaps them.
+   */
+  parentDeathSignal?: boolean;
 }
 
 interface Running {
@@ -210,7 +217,7 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
     set: { ...params.env, ...(params.prompt?.via === 'file' ? { WARDEN_PROMPT_FILE: params.prompt.path } : {}) },
   });
   try {
-    child = spawnDetached(argv, params.cwd, env, params.prompt?.via === 'stdin');
+    child = spawnDetached(argv, params.cwd, env, params.prompt?.via === 'stdin', options.parentDeathSignal ?? false);
   } catch (error) {
     closeLog();
     return (fail(spawnReason(error, argv[0]!)), () => {});
@@ -287,8 +294,10 @@ function spawnAgent(input: EffectInput<SpawnParams>, options: JobEffectsOptions,
 }
 
 /** spawn(2) through execa: argv, no shell, detached (setsid), output as raw byte streams. */
-function spawnDetached(argv: readonly string[], cwd: string, env: Record<string, string>, promptOnStdin: boolean) {
-  const subprocess = execa(argv[0]!, argv.slice(1), {
+function spawnDetached(argv: readonly string[], cwd: string, env: Record<string, string>, promptOnStdin: boolean, guarded: boolean) {
+  // A command that cannot be run is left to fail at the spawn, with the spawn's own reason.
+  const [file, args] = guarded && isExecutable(argv[0]!, cwd, env['PATH']) ? withParentDeathSignal(argv[0]!, argv.slice(1)) : [argv[0]!, argv.slice(1)];
+  const subprocess = execa(file, args, {
     cwd,
     env,
     extendEnv: false,

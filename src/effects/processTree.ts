@@ -144,3 +144,94 @@ function trySignal(pid: number, signal: NodeJS.Signals): void {
     if (code !== 'ESRCH' && code !== 'EPERM') throw error;
   }
 }
+
+/** `pid`'s environment as /proc shows it (NUL-separated), or null if it is gone or not ours to read. */
+export function readEnviron(pid: number): string | null {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return null;
+  }
+}
+
+/** The value of `name` in an environment read by {@link readEnviron} (the first, as getenv finds it). */
+export function environValue(environ: string, name: string): string | undefined {
+  const needle = `${name}=`;
+  let at = environ.indexOf(needle);
+  while (at >= 0) {
+    if (at === 0 || environ.charCodeAt(at - 1) === 0) {
+      const end = environ.indexOf('\0', at);
+      return environ.slice(at + needle.length, end < 0 ? environ.length : end);
+    }
+    at = environ.indexOf(needle, at + 1);
+  }
+  return undefined;
+}
+
+/** A process as found at one moment: its pid and start time together name it (a pid alone may be reused). */
+export interface FoundProcess {
+  pid: number;
+  startTime: number;
+}
+
+/**
+ * The live (non-zombie) processes whose environment carries `name` with a value `select` accepts,
+ * and every process in the process group of one of them. Each group is of their making (a
+ * tagged command runs in a session of its own), so a member that dropped the variable from its
+ * environment is found by its group. This process is never listed.
+ */
+export function taggedProcesses(name: string, select: (value: string) => boolean): FoundProcess[] {
+  // Environments first, one file per process: in the common case no process is tagged, and the
+  // stat files (groups, states, start times) are not needed at all.
+  const tagged = new Set<number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  for (const entry of entries) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const environ = readEnviron(Number(entry));
+    const value = environ === null ? undefined : environValue(environ, name);
+    if (value !== undefined && select(value)) tagged.add(Number(entry));
+  }
+  tagged.delete(process.pid);
+  if (tagged.size === 0) return [];
+  const all = listProcesses().filter((p) => p.state !== 'Z' && p.pid !== process.pid);
+  const groups = new Set(all.filter((p) => tagged.has(p.pid)).map((p) => p.pgid));
+  return all.filter((p) => tagged.has(p.pid) || groups.has(p.pgid)).map((p) => ({ pid: p.pid, startTime: p.startTime }));
+}
+
+/**
+ * SIGKILLs every process `find` lists, again and again, until a look finds none (or `withinMs`
+ * has passed); returns the pids killed and those still there. A process is signalled only if its
+ * pid still has the start time it was found with, so a pid reused meanwhile is never killed (the
+ * remaining window, between that check and the kill, is a few microseconds against the kernel
+ * handing the same pid out again after a full turn of pid_max).
+ */
+export async function killUntilGone(find: () => FoundProcess[], withinMs: number): Promise<{ killed: number[]; survivors: number[] }> {
+  const killed = new Set<number>();
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const left = find();
+    if (left.length === 0) return { killed: [...killed].sort((a, b) => a - b), survivors: [] };
+    if (Date.now() > deadline) return { killed: [...killed].sort((a, b) => a - b), survivors: left.map((p) => p.pid) };
+    for (const p of left) {
+      if (startTimeOf(p.pid) !== p.startTime) continue;
+      trySignal(p.pid, 'SIGKILL');
+      killed.add(p.pid);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+function startTimeOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return null;
+  }
+}

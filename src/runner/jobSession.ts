@@ -9,7 +9,9 @@ import type { RateLimitPattern } from '../effects/agentOutput.js';
 import { systemClock, type Clock } from '../effects/clock.js';
 import type { JobEnvOptions } from '../effects/jobEnv.js';
 import { jobEffects } from '../effects/jobProcess.js';
-import { UsageError } from '../errors.js';
+import { takeFlock } from '../effects/flock.js';
+import { FlockTimeoutError, UsageError } from '../errors.js';
+import { deadExecs, type DeadExec } from './execRecovery.js';
 import { builtInMachines } from '../machines/catalogue.js';
 import { metaOf, type JobContext, type JobMeta, type JobOutcome } from '../machines/job.machine.js';
 import { SLUG_PATTERN } from '../store/jobFile.js';
@@ -38,6 +40,8 @@ export interface RunJobOptions {
   signal?: AbortSignal;
   clock?: Clock;
   fsync?: 'always' | 'batch' | 'never';
+  /** Told of each dead exec in the dir whose leftovers were killed (and log ended) before this job started. */
+  onRecovered?: (dead: DeadExec) => void;
 }
 
 export interface JobRun {
@@ -103,19 +107,34 @@ export async function runJob(options: RunJobOptions): Promise<JobRun> {
 
   const log = join(dir, '.warden', 'exec', `${runId}.jsonl`);
   mkdirSync(join(dir, '.warden', 'exec'), { recursive: true, mode: 0o700 });
-  const runner = Runner.open({
-    log,
-    runId,
-    machines: builtInMachines,
-    clock: options.clock ?? systemClock,
-    fsync: options.fsync,
-    resume: false,
-    effects: jobEffects({
-      env: { deny: options.env?.deny, allow: options.env?.allow },
-      rateLimitPatterns: options.rateLimitPatterns,
-      passThrough: options.passThrough ? { stdout: process.stdout, stderr: process.stderr } : undefined,
-    }),
-  });
+  // What an exec that died here left running is killed first, and its log ended.
+  for (const dead of await deadExecs(dir, { recover: true, by: `warden exec (pid ${process.pid})` })) options.onRecovered?.(dead);
+  // Held for as long as this process runs the job: a log whose flock is free and that lacks its
+  // run.stopped is a dead exec's (see execRecovery.ts). Waited for, since a cleaner that came
+  // upon the new, empty log may be holding it for a moment.
+  const held = await takeFlock(log, { mode: 0o600 });
+  if (!held) throw new FlockTimeoutError(log, 10_000);
+  let runner: Runner;
+  try {
+    runner = Runner.open({
+      log,
+      runId,
+      machines: builtInMachines,
+      clock: options.clock ?? systemClock,
+      fsync: options.fsync,
+      resume: false,
+      effects: jobEffects({
+        env: { deny: options.env?.deny, allow: options.env?.allow },
+        // The agent dies with this process; what it started is found from the log by the next one.
+        parentDeathSignal: true,
+        rateLimitPatterns: options.rateLimitPatterns,
+        passThrough: options.passThrough ? { stdout: process.stdout, stderr: process.stderr } : undefined,
+      }),
+    });
+  } catch (error) {
+    held.release();
+    throw error;
+  }
   const actor = `job:${slug}`;
   const cancel = () => runner.send(actor, { type: 'job.cancel', reason: String(options.signal?.reason ?? 'aborted') });
   try {
@@ -129,5 +148,6 @@ export async function runJob(options: RunJobOptions): Promise<JobRun> {
   } finally {
     options.signal?.removeEventListener('abort', cancel);
     runner.close('job ended');
+    held.release();
   }
 }

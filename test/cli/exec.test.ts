@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { readLog } from '../../src/store/logReader.js';
 import { CLI, warden } from '../helpers/cli.js';
+import { killTagged, until } from '../helpers/holds.js';
 import { exited, processesWithEnv } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
@@ -61,6 +64,97 @@ describe('warden exec', () => {
     expect(started).toHaveLength(3);
     expect(started.filter((pid) => !exited(pid))).toEqual([]);
     expect(processesWithEnv('WARDEN_JOB_ID', String(lastJson(String(result.stdout)).jobId))).toEqual([]);
+  });
+
+  describe('SIGKILL of warden exec', () => {
+    /**
+     * A fake agent with a child in its group, one in a session of its own and a double-forked
+     * daemon, all tagged by the test; once all four have started, warden exec is SIGKILLed.
+     */
+    async function killedExec(dir: string) {
+      const tag = randomUUID();
+      const pids = join(dir, 'pids.txt');
+      const child = execa('node', [CLI, 'exec', '--dir', dir, ...FAST, '--', 'node', AGENT, '--lines', '1', '--grandchild', '--setsid', '--daemon', '--linger', 'forever', '--pids', pids], {
+        reject: false,
+        env: { EXEC_TEST_TAG: tag },
+        // Not read: the agent's children keep warden's pipes open after it dies.
+        stdio: 'ignore',
+      });
+      await until(() => existsSync(pids) && readFileSync(pids, 'utf8').trim().split('\n').length === 4, 'the agent and its three children');
+      const started = Object.fromEntries(readFileSync(pids, 'utf8').trim().split('\n').map((l) => [l.split(' ')[0]!, Number(l.split(' ')[1])]));
+      child.kill('SIGKILL');
+      await child;
+      const log = join(dir, '.warden', 'exec', readdirSync(join(dir, '.warden', 'exec')).find((n) => n.endsWith('.jsonl'))!);
+      return { tag, started, log };
+    }
+
+    const jobState = (log: string) => readLog(log).records.filter((r) => r.actor === 'job:exec' && r.state !== undefined).at(-1)!.state;
+
+    it('the agent dies with it; its children stay until a cleaner comes, and doctor reports them', async () => {
+      const dir = tempDir();
+      const { tag, started, log } = await killedExec(dir);
+      try {
+        await until(() => exited(started['agent']!), 'the agent to die of the parent-death signal');
+        const left = processesWithEnv('EXEC_TEST_TAG', tag);
+        expect(left.sort()).toEqual([started['grandchild'], started['setsid'], started['daemon']].sort());
+        const report = await warden(['doctor', dir, '--dir', dir, '--json']);
+        expect(report.code).toBe(1);
+        const json = JSON.parse(report.stdout) as { findings: Array<{ kind: string; message: string }>; execs: Array<{ jobs: Array<{ state: string; leftovers: number[] }> }> };
+        expect(json.findings.filter((f) => f.kind === 'dead-exec')).toHaveLength(1);
+        expect(json.execs[0]!.jobs[0]).toMatchObject({ state: 'alive.running', leftovers: expect.arrayContaining(left) });
+        // Reporting changes nothing.
+        expect(processesWithEnv('EXEC_TEST_TAG', tag).sort()).toEqual(left.sort());
+        expect(jobState(log)).toEqual({ alive: 'running' });
+      } finally {
+        await killTagged('EXEC_TEST_TAG', tag);
+      }
+    });
+
+    it.each([
+      ['warden doctor --fix', (dir: string) => ['doctor', dir, '--dir', dir, '--fix']],
+      ['the next warden exec in the dir', (dir: string) => ['exec', '--dir', dir, '--', 'true']],
+      ['the next warden run in the dir', (dir: string) => ['run', '--dir', dir, '--once']],
+    ])('%s kills what it left, by the log, and ends the log: the job interrupted', async (_who, cleaner) => {
+      const dir = tempDir();
+      const { tag, log } = await killedExec(dir);
+      try {
+        expect(processesWithEnv('EXEC_TEST_TAG', tag).length).toBeGreaterThan(0);
+        const cleaned = await warden(cleaner(dir));
+        expect(cleaned.code).toBe(0);
+        expect(cleaned.stdout + cleaned.stderr).toMatch(/dead exec \(pid \d+\)/);
+        expect(processesWithEnv('EXEC_TEST_TAG', tag)).toEqual([]);
+        expect(jobState(log)).toBe('interrupted');
+        const records = readLog(log).records;
+        expect(records.at(-1)).toMatchObject({ type: 'run.stopped' });
+        expect(records.find((r) => r.type === 'job.interrupt')?.data).toMatchObject({ reason: expect.stringMatching(/^warden exec \(pid \d+\) died; recovered by warden /) });
+        expect((await warden(['replay', log, '--verify'])).code).toBe(0);
+        // Once ended, the log is left alone.
+        const again = await warden(['doctor', dir, '--dir', dir]);
+        expect(again.stdout).not.toContain('dead exec');
+      } finally {
+        await killTagged('EXEC_TEST_TAG', tag);
+      }
+    });
+
+    it('a live exec is never taken for a dead one', async () => {
+      const dir = tempDir();
+      const tag = randomUUID();
+      const pids = join(dir, 'pids.txt');
+      const child = execa('node', [CLI, 'exec', '--dir', dir, ...FAST, '--', 'node', AGENT, '--lines', '1', '--grandchild', '--linger', 'forever', '--pids', pids], { reject: false, env: { EXEC_TEST_TAG: tag } });
+      try {
+        await until(() => existsSync(pids) && readFileSync(pids, 'utf8').trim().split('\n').length === 2, 'the agent and its child');
+        const report = await warden(['doctor', dir, '--dir', dir, '--fix']);
+        expect(report.stdout).not.toContain('dead exec');
+        const agentTree = readFileSync(pids, 'utf8').trim().split('\n').map((l) => Number(l.split(' ')[1]));
+        // The agent and its child, and warden exec itself (it carries the tag too).
+        expect(processesWithEnv('EXEC_TEST_TAG', tag).sort()).toEqual([...agentTree, child.pid!].sort());
+        child.kill('SIGTERM');
+        expect((await child).exitCode).toBe(1);
+        expect(processesWithEnv('EXEC_TEST_TAG', tag)).toEqual([]);
+      } finally {
+        await killTagged('EXEC_TEST_TAG', tag);
+      }
+    });
   });
 
   it('takes timeouts, environment and rate-limit patterns from the project config; flags win', async () => {

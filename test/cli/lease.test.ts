@@ -1,15 +1,18 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { CLI, warden } from '../helpers/cli.js';
-import { processGone } from '../helpers/processes.js';
+import { fromBStart, killTagged, overlapAfterSigkill, until } from '../helpers/holds.js';
+import { exited, processesWithEnv, processGone } from '../helpers/processes.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
 const HOLD = join(import.meta.dirname, '../fixtures/lease/holdUntilStdinCloses.mjs');
 const LIBRARY_USER = join(import.meta.dirname, '../fixtures/lease/libraryUser.mjs');
+const AGENT = join(import.meta.dirname, '../fixtures/agent/fake-agent.mjs');
 
 /** Resolves with the first stdout line of `child` that matches. */
 function line(child: ResultPromise, pattern: RegExp): Promise<string> {
@@ -145,6 +148,49 @@ describe('warden lease run', () => {
       const text = existsSync(shared) ? readFileSync(shared, 'utf8') : '';
       expect(text).not.toMatch(/^end /m);
     }
+  });
+
+  it("kills what a SIGKILLed holder's CMD started before the next holder's CMD starts: no two sections overlap", async () => {
+    const dir = tempDir();
+    const { lines, next, left } = await overlapAfterSigkill(
+      dir,
+      (cmd) => ['lease', 'run', '--dir', dir, '--', ...cmd],
+      (cmd) => ['lease', 'run', '--dir', dir, '--wait', '--probe-ms', '20', '--', ...cmd],
+    );
+    expect(lines).not.toContain('A-alive');
+    expect(fromBStart(lines)).toEqual(['B-start', 'B-end']);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toMatch(/^warden: killed \d+ process(es)? an earlier holder left running: \d+/m);
+    expect(left).toEqual([]);
+  });
+
+  it('contains a `warden exec` run as CMD: what its agent started is killed by the next holder too', async () => {
+    const dir = tempDir();
+    const tag = randomUUID();
+    const pids = join(dir, 'pids.txt');
+    const agent = ['node', AGENT, '--lines', '1', '--grandchild', '--linger', 'forever', '--pids', pids];
+    try {
+      const first = execa('node', [CLI, 'lease', 'run', '--dir', dir, '--', 'node', CLI, 'exec', '--dir', dir, '--', ...agent], { env: { HOLD_TEST_TAG: tag }, stdio: 'ignore', reject: false });
+      await until(() => existsSync(pids) && readFileSync(pids, 'utf8').trim().split('\n').length === 2, 'the agent and its child');
+      first.kill('SIGKILL');
+      await first;
+      const next = await warden(['lease', 'run', '--dir', dir, '--wait', '--probe-ms', '20', '--', 'true'], { env: { HOLD_TEST_TAG: tag } });
+      expect(next.code).toBe(0);
+      expect(next.stderr).toMatch(/^warden: killed \d+ process(es)? an earlier holder left running/m);
+      expect(processesWithEnv('HOLD_TEST_TAG', tag)).toEqual([]);
+    } finally {
+      await killTagged('HOLD_TEST_TAG', tag);
+    }
+  });
+
+  it('ends what CMD left running (a background loop) with the section, before the lease is released', async () => {
+    const dir = tempDir();
+    const bg = join(dir, 'bg.pid');
+    const result = await warden(['lease', 'run', '--dir', dir, '--', 'sh', '-c', '(while :; do sleep 0.01; done) & echo $! > "$0"', bg]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/^warden: killed \d+ process(es)? CMD left running: /m);
+    expect(exited(Number(readFileSync(bg, 'utf8')))).toBe(true);
+    expect(existsSync(join(dir, '.warden', 'scheduler.lock'))).toBe(false);
   });
 
   it.each([

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { currentIdentity } from '../../src/effects/processIdentity.js';
 import { CLI, warden } from '../helpers/cli.js';
 import { processGone, useSleepers } from '../helpers/processes.js';
+import { fromBStart, overlapAfterSigkill } from '../helpers/holds.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
@@ -166,5 +167,19 @@ describe('warden lock run', () => {
     expect(ran).toMatchObject({ code: 3, stdout: 'ran' });
     expect(ran.stderr).toMatch(new RegExp(`is locked by PID ${holder}.*; waiting`));
     expect(existsSync(join(dir, '.runtime', 'agent.lock'))).toBe(false);
+  });
+
+  it("kills what a SIGKILLed holder's CMD started before the next holder's CMD starts: no two sections overlap", async () => {
+    const dir = workerDir();
+    const { lines, next, left } = await overlapAfterSigkill(
+      dir,
+      (cmd) => ['lock', 'run', dir, ...NO_TMUX, '--', ...cmd],
+      (cmd) => ['lock', 'run', dir, '--wait', '--probe-ms', '20', ...NO_TMUX, '--', ...cmd],
+    );
+    expect(lines).not.toContain('A-alive');
+    expect(fromBStart(lines)).toEqual(['B-start', 'B-end']);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toMatch(/: killed \d+ process(es)? an earlier holder left running: \d+/);
+    expect(left).toEqual([]);
   });
 });

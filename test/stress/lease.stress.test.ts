@@ -9,8 +9,10 @@
  *   was cut short: the next holder took over from a dead one);
  * - epochs strictly increase from one `begin` to the next;
  * - each section's epoch is the one the project log records for that holder's `lease.acquired`
- *   (through the CLI: CMD's parent, written on every line, is the warden that acquired it, so a
- *   CMD that outlived its SIGKILLed warden shows up even if its lines do not interleave);
+ *   (through the CLI: the section is written by CMD's child — warden's grandchild, which the
+ *   parent-death signal does not reach — and its grandparent, written on every line, is the
+ *   warden that acquired it unless that warden was SIGKILLed; a grandchild that outlived its
+ *   warden into the next holder's section breaks the first invariant);
  * - the project log replays with verification, and its records' epochs never decrease (a deposed
  *   holder writing late would break that).
  */
@@ -186,7 +188,9 @@ describe('the scheduler lease under SIGKILL chaos', () => {
 
       const loop = async () => {
         while (!stopping) {
-          const child = execa('node', [CLI, 'lease', 'run', '--wait', '--dir', dir, '--probe-ms', '25', '--ttl-ms', '5000', '--', 'node', SECTION, shared], {
+          // CMD is a shell; the section is its child's (warden's grandchild).
+          const cmd = ['sh', '-c', 'node "$0" "$1" --grandchild; exit $?', SECTION, shared];
+          const child = execa('node', [CLI, 'lease', 'run', '--wait', '--dir', dir, '--probe-ms', '25', '--ttl-ms', '5000', '--', ...cmd], {
             reject: false,
           });
           const pid = child.pid;
@@ -271,9 +275,10 @@ describe('the scheduler lease under SIGKILL chaos', () => {
         const at = killedEpochs.get(open.epoch);
         return at !== undefined && (next === undefined || next.offset >= at);
       });
-      // Every line was written by a CMD whose parent was the warden the log records as the
-      // holder of that epoch: a CMD that outlived its warden would show another parent.
-      const orphaned = lines.lines.filter((l) => l.ppid === undefined || log.holderOf.get(l.epoch) !== l.ppid).map(show);
+      // Every line was written by a grandchild of the warden the log records as the holder of
+      // that epoch — unless that warden was SIGKILLed (then the line may come after its death,
+      // but never after the next holder's begin: checkSections).
+      const orphaned = lines.lines.filter((l) => !killedEpochs.has(l.epoch) && (l.ppid === undefined || log.holderOf.get(l.epoch) !== l.ppid)).map(show);
 
       const cutKills = check.cut.length;
       console.log(
