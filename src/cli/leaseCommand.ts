@@ -1,11 +1,11 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { startGuardedCommand } from '../effects/guardedCommand.js';
 import { DEFAULT_LEASE_TIMINGS, LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
-import { parsing, positiveInteger } from './args.js';
+import { findCommand, positiveInteger } from './args.js';
+import { parseCommand } from './parse.js';
 import { exitCodeOf, forwardSignals } from './childExit.js';
 import { Output, warn } from './output.js';
 
@@ -19,22 +19,11 @@ export async function leaseCommand(argv: string[]): Promise<number> {
 
 /** Like flock(1): CMD runs while this process holds the lease; the exit code is CMD's. */
 async function leaseRun(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('lease run', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        id: { type: 'string' },
-        wait: { type: 'boolean' },
-        'probe-ms': { type: 'string' },
-        'ttl-ms': { type: 'string' },
-        'grace-ms': { type: 'string' },
-      },
-    }),
-  );
-  const [command, ...args] = positionals;
-  if (command === undefined) throw new UsageError('lease run: no command given (warden lease run [options] -- CMD…)');
+  const {
+    values,
+    command: [command, ...args],
+  } = parseCommand('lease run', argv);
+  findCommand('lease run', command!);
   const ttl = positiveInteger('ttl-ms', values['ttl-ms']);
   const lease = await acquireLease({
     dir: values.dir ?? '.',
@@ -60,7 +49,7 @@ async function leaseRun(argv: string[]): Promise<number> {
     },
   });
 
-  const child = startGuardedCommand(command, args, {
+  const child = startGuardedCommand(command!, args, {
     WARDEN_LEASE_EPOCH: String(lease.epoch),
     WARDEN_LEASE_DIR: resolve(values.dir ?? '.'),
   });
@@ -87,10 +76,7 @@ async function leaseRun(argv: string[]): Promise<number> {
 
 /** Who holds the lease and whether that owner is alive. */
 async function leaseStatus(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('lease status', () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }),
-  );
-  if (positionals.length > 0) throw new UsageError(`lease status: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand('lease status', argv);
   const wardenDir = join(resolve(values.dir ?? '.'), '.warden');
   const status = existsSync(wardenDir)
     ? new LeaseOps(wardenDir, 'status').status()

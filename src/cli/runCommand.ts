@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
-import { UsageError } from '../errors.js';
 import { runScheduler } from '../runner/scheduler.js';
-import { parsing, positiveInteger } from './args.js';
+import { positiveInteger } from './args.js';
+import { parseCommand } from './parse.js';
 import { lineDisplay, tableDisplay } from './queueView.js';
 import { warn } from './output.js';
 
@@ -14,19 +13,7 @@ const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * signal. Exit (with --once): 0 when every job completed, 1 otherwise.
  */
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('run', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        jobs: { type: 'string' },
-        once: { type: 'boolean' },
-        'probe-ms': { type: 'string' },
-      },
-    }),
-  );
-  if (positionals.length > 0) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand('run', argv);
   const probeIntervalMs = positiveInteger('probe-ms', values['probe-ms']);
 
   const abort = new AbortController();
