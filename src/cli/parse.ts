@@ -1,5 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { COMMANDS, usageOf, type CommandName, type CommandSpec, type OptionSpec } from './commandTable.js';
@@ -24,7 +24,9 @@ export interface Parsed<N extends CommandName> {
  * message for every mistake: an unknown flag (and the nearest known one), a missing value, a value
  * that looks like a flag, a missing or extra positional. The rule for commands that run a
  * command: CMD is everything after the first `--`, which it needs. Then each path the table marks
- * is checked: an existing directory, or an existing regular file (never opened blocking).
+ * is checked: an existing directory, or an existing regular file (never opened blocking); and
+ * what the command will read inside them, if it is there (`.warden/`, its log and config,
+ * `WORKER/.runtime/agent.lock`), is of the right kind.
  */
 export function parseCommand<N extends CommandName>(name: N, argv: string[]): Parsed<N> {
   const spec: CommandSpec = COMMANDS[name];
@@ -91,6 +93,19 @@ export function parseCommand<N extends CommandName>(name: N, argv: string[]): Pa
     const value = positionals[i];
     if (p.path === undefined || value === undefined) return;
     checkPath(`${name}: ${value}`, resolve(value), p.path, p.mayBeMissing);
+  });
+  // What the command reads inside the dirs it was given, if there: a FIFO would hang it, a directory fail it.
+  const logFileGiven = own_[0]?.name === 'FILE' && positionals.length > 0;
+  if ('dir' in spec.options && !logFileGiven) {
+    const project = resolve((values.dir as string | undefined) ?? '.');
+    checkPath(`${name}: ${join(project, '.warden')}`, join(project, '.warden'), 'dir', true);
+    for (const file of ['events.jsonl', 'config.json']) checkPath(`${name}: ${join(project, '.warden', file)}`, join(project, '.warden', file), 'file', true);
+  }
+  own_.forEach((p, i) => {
+    if (p.name !== 'WORKER' || positionals[i] === undefined) return;
+    const runtime = join(resolve(positionals[i]), '.runtime');
+    checkPath(`${name}: ${runtime}`, runtime, 'dir', true);
+    checkPath(`${name}: ${join(runtime, 'agent.lock')}`, join(runtime, 'agent.lock'), 'file', true);
   });
   return { values: values as Values<N>, positionals, command: spec.runsCommand ? after : [] };
 }

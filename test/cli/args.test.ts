@@ -113,6 +113,31 @@ describe('paths on the command line', () => {
     });
     expect({ code: result.exitCode, stderr: result.stderr }).toEqual({ code: 2, stderr: `warden: exec: --prompt-file ${secret}: permission denied` });
   });
+
+  it('what a command reads inside the dirs it is given: a FIFO there does not hang it, a directory or a file in the wrong place is exit 2 naming it', async () => {
+    const s = scene();
+    const project = (name: string) => {
+      mkdirSync(join(s.root, name));
+      return join(s.root, name);
+    };
+    const fifoLog = project('fifo-log');
+    mkdirSync(join(fifoLog, '.warden'));
+    execFileSync('mkfifo', [join(fifoLog, '.warden', 'events.jsonl')]);
+    for (const command of [['status'], ['log'], ['replay'], ['run', '--once'], ['pause'], ['lease', 'status']]) {
+      await expectRejected(s, [...command, '--dir', fifoLog], join(fifoLog, '.warden', 'events.jsonl'), /not a regular file \(a FIFO\)/);
+    }
+    const dirLog = project('dir-log');
+    mkdirSync(join(dirLog, '.warden', 'events.jsonl'), { recursive: true });
+    await expectRejected(s, ['status', '--dir', dirLog], join(dirLog, '.warden', 'events.jsonl'), /is a directory, expected a file/);
+    const fileWarden = project('file-warden');
+    writeFileSync(join(fileWarden, '.warden'), '');
+    await expectRejected(s, ['status', '--dir', fileWarden], join(fileWarden, '.warden'), NOT_DIR);
+    const dirConfig = project('dir-config');
+    mkdirSync(join(dirConfig, '.warden', 'config.json'), { recursive: true });
+    await expectRejected(s, ['exec', '--dir', dirConfig, '--', 'true'], join(dirConfig, '.warden', 'config.json'), /is a directory, expected a file/);
+    writeFileSync(join(s.worker, '.runtime'), '');
+    await expectRejected(s, ['lock', 'acquire', s.worker], join(s.worker, '.runtime'), NOT_DIR);
+  }, 180_000);
 });
 
 describe('parse errors are our own, one line, exit 2', () => {
