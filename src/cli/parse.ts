@@ -26,7 +26,7 @@ export interface Parsed<N extends CommandName> {
  * command: CMD is everything after the first `--`, which it needs. Then each path the table marks
  * is checked: an existing directory, or an existing regular file (never opened blocking); and
  * what the command will read inside them, if it is there (`.warden/`, its log and config,
- * `WORKER/.runtime/agent.lock`), is of the right kind.
+ * `WORKER/.runtime/agent.lock` and its `.flock`), is of the right kind.
  */
 export function parseCommand<N extends CommandName>(name: N, argv: string[]): Parsed<N> {
   const spec: CommandSpec = COMMANDS[name];
@@ -105,7 +105,7 @@ export function parseCommand<N extends CommandName>(name: N, argv: string[]): Pa
     if (p.name !== 'WORKER' || positionals[i] === undefined) return;
     const runtime = join(resolve(positionals[i]), '.runtime');
     checkPath(`${name}: ${runtime}`, runtime, 'dir', true);
-    checkPath(`${name}: ${join(runtime, 'agent.lock')}`, join(runtime, 'agent.lock'), 'file', true);
+    for (const file of ['agent.lock', 'agent.lock.flock']) checkPath(`${name}: ${join(runtime, file)}`, join(runtime, file), 'file', true);
   });
   return { values: values as Values<N>, positionals, command: spec.runsCommand ? after : [] };
 }

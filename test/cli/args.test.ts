@@ -135,6 +135,9 @@ describe('paths on the command line', () => {
     const dirConfig = project('dir-config');
     mkdirSync(join(dirConfig, '.warden', 'config.json'), { recursive: true });
     await expectRejected(s, ['exec', '--dir', dirConfig, '--', 'true'], join(dirConfig, '.warden', 'config.json'), /is a directory, expected a file/);
+    const flocked = project('flocked');
+    mkdirSync(join(flocked, '.runtime', 'agent.lock.flock'), { recursive: true });
+    await expectRejected(s, ['lock', 'acquire', flocked], join(flocked, '.runtime', 'agent.lock.flock'), /is a directory, expected a file/);
     writeFileSync(join(s.worker, '.runtime'), '');
     await expectRejected(s, ['lock', 'acquire', s.worker], join(s.worker, '.runtime'), NOT_DIR);
   }, 180_000);
