@@ -226,3 +226,16 @@ export class LockFormatError extends WardenError {
     this.name = 'LockFormatError';
   }
 }
+
+/** The command a `lease run` / `lock run` was to run is not there (127) or not executable (126), as a shell says. */
+export class CommandNotFoundError extends WardenError {
+  readonly code = 'command_not_found';
+  constructor(
+    readonly command: string,
+    readonly exitCode: 126 | 127,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CommandNotFoundError';
+  }
+}

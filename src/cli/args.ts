@@ -1,15 +1,6 @@
-import { isAbsolute, relative, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
-
-/** Runs an argument parse (node:util parseArgs), turning its errors into one-line usage errors. */
-export function parsing<T>(command: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
-    throw new UsageError(`${command}: ${message}`);
-  }
-}
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, relative, resolve } from 'node:path';
+import { CommandNotFoundError, UsageError } from '../errors.js';
 
 /** The log a command reads: FILE if given, else `<dir>/.warden/events.jsonl` (dir defaults to the cwd). */
 export function logPathOf(command: string, dir: string | undefined, positionals: string[]): string {
@@ -45,4 +36,38 @@ export function duration(name: string, value: string | undefined): number | unde
   const ms = Number(match[1]) * unit;
   if (!Number.isSafeInteger(ms)) throw new UsageError(`--${name}: "${value}" is too long`);
   return ms;
+}
+
+/**
+ * Checks, before anything is taken, that CMD can be run the way the guard shell will `exec` it:
+ * a name with a slash must be an executable file; a bare name must be one on $PATH. Otherwise a
+ * one-line error naming it, exit 127 (not found) or 126 (not executable), as a shell would.
+ */
+export function findCommand(command: string, name: string): string {
+  const executable = (path: string): 'yes' | 'missing' | 'not executable' => {
+    try {
+      if (!statSync(path).isFile()) return 'not executable';
+    } catch {
+      return 'missing';
+    }
+    try {
+      accessSync(path, constants.X_OK);
+      return 'yes';
+    } catch {
+      return 'not executable';
+    }
+  };
+  if (name.includes('/')) {
+    const found = executable(resolve(name));
+    if (found === 'yes') return name;
+    throw new CommandNotFoundError(name, found === 'missing' ? 127 : 126, `${command}: ${name}: ${found === 'missing' ? 'no such file' : 'not an executable file'}`);
+  }
+  let seen = false;
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const found = executable(join(dir === '' ? '.' : dir, name));
+    if (found === 'yes') return name;
+    seen ||= found === 'not executable';
+  }
+  if (name !== '' && seen) throw new CommandNotFoundError(name, 126, `${command}: ${name}: not an executable file`);
+  throw new CommandNotFoundError(name, 127, `${command}: ${name}: command not found on PATH`);
 }

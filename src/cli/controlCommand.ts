@@ -1,11 +1,10 @@
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { sendControl, type ControlRequest } from '../effects/controlSocket.js';
-import { LeaseHeldError, UsageError } from '../errors.js';
+import { LeaseHeldError } from '../errors.js';
 import type { QueueContext } from '../machines/queue.machine.js';
 import { acquireLease } from '../runner/leaseSession.js';
 import { applyControl, describeControl, QUEUE_ACTOR } from '../runner/scheduler.js';
-import { parsing } from './args.js';
+import { parseCommand } from './parse.js';
 import { escapeControls, jsonLine } from './escape.js';
 import { warn } from './output.js';
 
@@ -15,14 +14,7 @@ import { warn } from './output.js';
  * `warden run` starts from it). Exit 75 if a scheduler holds the lease but does not answer.
  */
 export async function controlCommand(command: ControlRequest['command'], argv: string[]): Promise<number> {
-  const { values, positionals } = parsing(command, () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { dir: { type: 'string' }, json: { type: 'boolean' }, ...(command === 'pause' ? { reason: { type: 'string' as const } } : {}) },
-    }),
-  );
-  if (positionals.length > 0) throw new UsageError(`${command}: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand(command, argv);
   const dir = resolve(values.dir ?? '.');
   const reason = (values as { reason?: string }).reason;
   const request: ControlRequest = command === 'pause' ? { command, ...(reason !== undefined ? { reason } : {}) } : { command };

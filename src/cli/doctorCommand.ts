@@ -1,14 +1,14 @@
 import { lstatSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { doctor, doctorExitCode } from '../effects/doctor.js';
 import { DEFAULT_SKIP_DIRS } from '../effects/lockScan.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
 import { deadExecs, type DeadExec } from '../runner/execRecovery.js';
 import { loadConfig } from '../store/configFile.js';
-import { displayPath, parsing, positiveInteger } from './args.js';
+import { displayPath, positiveInteger } from './args.js';
 import { escapeControls } from './escape.js';
+import { parseCommand } from './parse.js';
 import { Output } from './output.js';
 
 /**
@@ -17,21 +17,7 @@ import { Output } from './output.js';
  * execs' leftovers killed (their logs ended).
  */
 export async function doctorCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('doctor', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        fix: { type: 'boolean' },
-        json: { type: 'boolean' },
-        dir: { type: 'string' },
-        'tmux-socket': { type: 'string' },
-        skip: { type: 'string', multiple: true },
-        'no-default-skips': { type: 'boolean' },
-        'probe-timeout-ms': { type: 'string' },
-      },
-    }),
-  );
+  const { values, positionals } = parseCommand('doctor', argv);
   if (positionals.length > 1) throw new UsageError(`doctor: expected at most one ROOT, got ${positionals.length}`);
   const root = resolve(positionals[0] ?? '.');
   let rootStat;

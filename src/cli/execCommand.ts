@@ -1,10 +1,10 @@
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { runJob } from '../runner/jobSession.js';
 import { loadConfig } from '../store/configFile.js';
 import type { DeadExec } from '../runner/execRecovery.js';
-import { displayPath, duration, parsing } from './args.js';
+import { displayPath, duration } from './args.js';
 import { escapeControls, jsonLine } from './escape.js';
+import { parseCommand } from './parse.js';
 import { warn } from './output.js';
 
 const EXIT = { completed: 0, failed: 1, deferred: 75, interrupted: 1 } as const;
@@ -14,25 +14,7 @@ const EXIT = { completed: 0, failed: 1, deferred: 75, interrupted: 1 } as const;
  * one command as a supervised job, in the foreground, its output passing through.
  */
 export async function execCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('exec', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        cwd: { type: 'string' },
-        slug: { type: 'string' },
-        'max-duration': { type: 'string' },
-        idle: { type: 'string' },
-        grace: { type: 'string' },
-        'kill-after': { type: 'string' },
-        'prompt-file': { type: 'string' },
-        'prompt-via': { type: 'string' },
-        json: { type: 'boolean' },
-      },
-    }),
-  );
-  if (!argv.includes('--') || positionals.length === 0) throw new UsageError('exec: no command given (warden exec [options] -- CMD…)');
+  const { values, command } = parseCommand('exec', argv);
   const via = values['prompt-via'];
   if (via !== undefined && via !== 'stdin' && via !== 'file' && via !== 'argv') throw new UsageError(`--prompt-via: expected stdin, file or argv, got "${via}"`);
   const timeouts = Object.fromEntries(
@@ -54,7 +36,7 @@ export async function execCommand(argv: string[]): Promise<number> {
       dir: values.dir,
       cwd: values.cwd,
       slug: values.slug,
-      command: positionals,
+      command,
       promptFile: values['prompt-file'],
       promptVia: via,
       timeouts: { ...config.timeouts, ...timeouts },

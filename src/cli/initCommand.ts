@@ -1,11 +1,11 @@
 import { chmodSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { configPathOf } from '../store/configFile.js';
 import { CONFIG_DEFAULTS, DEFAULT_AGENT_COMMAND } from '../store/configDefaults.js';
 import { DEFAULT_JOB_TIMEOUTS } from '../store/events/job.events.js';
-import { displayPath, parsing } from './args.js';
+import { displayPath } from './args.js';
+import { parseCommand } from './parse.js';
 import { escapeControls } from './escape.js';
 
 /** A small config with the defaults spelled out, so a user sees what there is to change. */
@@ -40,10 +40,7 @@ interface Planned {
  * a user's edits.
  */
 export async function initCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('init', () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { force: { type: 'boolean' } } }),
-  );
-  if (positionals.length > 1) throw new UsageError(`init: expected at most one DIR, got ${positionals.length}`);
+  const { values, positionals } = parseCommand('init', argv);
   const project = resolve(positionals[0] ?? '.');
   const jobsDir = join(project, CONFIG_DEFAULTS.jobsDir);
   const wardenDir = dirname(configPathOf(project));

@@ -1,11 +1,11 @@
 import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.js';
 import { clearEarlierHolds, holdVariable, startGuardedCommand } from '../effects/guardedCommand.js';
 import { DEFAULT_LEASE_TIMINGS, LeaseOps } from '../effects/leaseOps.js';
 import { acquireLease } from '../runner/leaseSession.js';
-import { parsing, positiveInteger } from './args.js';
+import { findCommand, positiveInteger } from './args.js';
+import { parseCommand } from './parse.js';
 import { exitCodeOf, forwardSignals } from './childExit.js';
 import { Output, warn } from './output.js';
 
@@ -19,22 +19,11 @@ export async function leaseCommand(argv: string[]): Promise<number> {
 
 /** Like flock(1): CMD runs while this process holds the lease; the exit code is CMD's. */
 async function leaseRun(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('lease run', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        id: { type: 'string' },
-        wait: { type: 'boolean' },
-        'probe-ms': { type: 'string' },
-        'ttl-ms': { type: 'string' },
-        'grace-ms': { type: 'string' },
-      },
-    }),
-  );
-  const [command, ...args] = positionals;
-  if (command === undefined) throw new UsageError('lease run: no command given (warden lease run [options] -- CMD…)');
+  const {
+    values,
+    command: [command, ...args],
+  } = parseCommand('lease run', argv);
+  findCommand('lease run', command!);
   const ttl = positiveInteger('ttl-ms', values['ttl-ms']);
   const lease = await acquireLease({
     dir: values.dir ?? '.',
@@ -73,7 +62,7 @@ async function leaseRun(argv: string[]): Promise<number> {
     return 1;
   }
 
-  const child = startGuardedCommand(command, args, { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: dir }, tag);
+  const child = startGuardedCommand(command!, args, { WARDEN_LEASE_EPOCH: String(lease.epoch), WARDEN_LEASE_DIR: dir }, tag);
   const forwarding = forwardSignals(child);
   const outcome = await Promise.race([
     child.exited.then((result) => ({ kind: 'exited' as const, result })),
@@ -107,10 +96,7 @@ function plural(n: number, one: string, many: string): string {
 
 /** Who holds the lease and whether that owner is alive. */
 async function leaseStatus(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('lease status', () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }),
-  );
-  if (positionals.length > 0) throw new UsageError(`lease status: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand('lease status', argv);
   const wardenDir = join(resolve(values.dir ?? '.'), '.warden');
   const status = existsSync(wardenDir)
     ? new LeaseOps(wardenDir, 'status').status()

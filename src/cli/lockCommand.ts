@@ -1,6 +1,5 @@
 import { realpathSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { LockHeldError, UsageError } from '../errors.js';
 import { currentIdentity, isValidPid } from '../effects/processIdentity.js';
 import { defaultProbes } from '../effects/sessionProbes.js';
@@ -18,7 +17,8 @@ import {
   type WorkerLockOptions,
 } from '../effects/workerLock.js';
 import { loadConfig } from '../store/configFile.js';
-import { parsing, positiveInteger } from './args.js';
+import { findCommand, positiveInteger } from './args.js';
+import { parseCommand } from './parse.js';
 import { exitCodeOf, forwardSignals } from './childExit.js';
 import { Output, warn } from './output.js';
 
@@ -31,23 +31,8 @@ export async function lockCommand(argv: string[]): Promise<number> {
     throw new UsageError(`lock: expected one of ${SUBCOMMANDS.join(', ')}, got ${sub === undefined ? 'nothing' : `"${sub}"`}`);
   }
   if (sub === 'run') return lockRun(rest);
-  const { values, positionals } = parsing(`lock ${sub}`, () =>
-    parseArgs({
-      args: rest,
-      allowPositionals: true,
-      options: {
-        pid: { type: 'string' },
-        session: { type: 'string' },
-        json: { type: 'boolean' },
-        force: { type: 'boolean' },
-        dir: { type: 'string' },
-        'tmux-socket': { type: 'string' },
-      },
-    }),
-  );
-  const worker = workerOf(`lock ${sub}`, positionals);
-  if (values.force && sub !== 'release') throw new UsageError(`lock ${sub}: --force is for release only`);
-  if (values.session !== undefined && sub !== 'acquire') throw new UsageError(`lock ${sub}: --session is for acquire and run only`);
+  const { values, positionals } = parseCommand(`lock ${sub}` as 'lock acquire' | 'lock release' | 'lock status' | 'lock check', rest);
+  const worker = resolve(positionals[0]!);
   const owner = ownerFrom(values.pid);
   const options = await lockOptions(values.dir, values['tmux-socket']);
   const out = new Output();
@@ -83,25 +68,13 @@ export async function lockCommand(argv: string[]): Promise<number> {
 
 /** Like flock(1): CMD runs while this warden process holds WORKER's identity lock; exit = CMD's. */
 async function lockRun(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('lock run', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        session: { type: 'string' },
-        wait: { type: 'boolean' },
-        'probe-ms': { type: 'string' },
-        dir: { type: 'string' },
-        'tmux-socket': { type: 'string' },
-      },
-    }),
-  );
-  const dashes = argv.indexOf('--');
-  if (dashes < 0) throw new UsageError('lock run: no command given (warden lock run WORKER [options] -- CMD…)');
-  const [workerArg, command, ...args] = positionals;
-  if (workerArg === undefined) throw new UsageError('lock run: no WORKER given');
-  if (command === undefined) throw new UsageError('lock run: no command given (warden lock run WORKER [options] -- CMD…)');
-  const worker = resolve(workerArg);
+  const {
+    values,
+    positionals: [workerArg],
+    command: [command, ...args],
+  } = parseCommand('lock run', argv);
+  findCommand('lock run', command!);
+  const worker = resolve(workerArg!);
   const probeMs = positiveInteger('probe-ms', values['probe-ms']) ?? 1_000;
   const options = await lockOptions(values.dir, values['tmux-socket']);
   // The owner is this warden process: it lives exactly as long as CMD runs under the lock.
@@ -131,7 +104,7 @@ async function lockRun(argv: string[]): Promise<number> {
     await releaseWorkerLock(worker, { owner }, options);
     return 1;
   }
-  const child = startGuardedCommand(command, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) }, tag);
+  const child = startGuardedCommand(command!, args, { WARDEN_WORKER: worker, ...(values.session ? { WARDEN_WORKER_SESSION: values.session } : {}) }, tag);
   const forwarding = forwardSignals(child);
   const result = await child.exited;
   forwarding.stop();
@@ -142,12 +115,6 @@ async function lockRun(argv: string[]): Promise<number> {
   if (left.survivors.length > 0) warn(`${worker}: processes CMD left still running after SIGKILL: ${left.survivors.join(', ')}`);
   if ((await releaseWorkerLock(worker, { owner }, options)) === 'not ours') warn(`${worker}: the lock was no longer ours at release; left it alone`);
   return left.survivors.length > 0 ? 1 : exitCodeOf(result, forwarding.signalled());
-}
-
-function workerOf(command: string, positionals: string[]): string {
-  if (positionals.length === 0) throw new UsageError(`${command}: no WORKER directory given`);
-  if (positionals.length > 1) throw new UsageError(`${command}: expected one WORKER, got ${positionals.length} arguments`);
-  return resolve(positionals[0]!);
 }
 
 /**

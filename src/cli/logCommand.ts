@@ -2,21 +2,15 @@ import { createRecordChecker } from '../store/catalogue.js';
 import { followLog } from '../store/logFollow.js';
 import { LogReader } from '../store/logReader.js';
 import type { LogRecord } from '../store/record.js';
-import { parseArgs } from 'node:util';
-import { displayPath, logPathOf, parsing } from './args.js';
+import { displayPath, logPathOf } from './args.js';
+import { parseCommand } from './parse.js';
 import { formatRecord } from './format.js';
 import { machinesFor } from './machinesOption.js';
 import { Output, warn } from './output.js';
 
 /** `warden log`: the event log, one readable line (or one JSON object) per record. */
 export async function logCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('log', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { dir: { type: 'string' }, follow: { type: 'boolean' }, json: { type: 'boolean' }, machines: { type: 'string' } },
-    }),
-  );
+  const { values, positionals } = parseCommand('log', argv);
   const path = logPathOf('log', values.dir, positionals);
   const machines = await machinesFor(values.machines);
   const options = { check: createRecordChecker(new Map(machines.map((d) => [d.name, d]))), displayName: displayPath(path) };

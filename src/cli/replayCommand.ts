@@ -1,27 +1,15 @@
 import { NonDeterminismError, UsageError } from '../errors.js';
 import { replayLog } from '../runner/replay.js';
 import type { StateValue } from '../store/record.js';
-import { parseArgs } from 'node:util';
-import { displayPath, logPathOf, parsing, positiveInteger } from './args.js';
+import { displayPath, logPathOf, positiveInteger } from './args.js';
+import { parseCommand } from './parse.js';
 import { formatActor, formatTimer } from './format.js';
 import { machinesFor } from './machinesOption.js';
 import { Output, warn } from './output.js';
 
 /** `warden replay`: fold the log through the machines; with --verify, check every step. */
 export async function replayCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('replay', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        verify: { type: 'boolean' },
-        at: { type: 'string' },
-        json: { type: 'boolean' },
-        machines: { type: 'string' },
-      },
-    }),
-  );
+  const { values, positionals } = parseCommand('replay', argv);
   const path = logPathOf('replay', values.dir, positionals);
   const at = positiveInteger('at', values.at);
   const machines = await machinesFor(values.machines);

@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
-import { UsageError } from '../errors.js';
 import type { Hold } from '../machines/queue.machine.js';
 import { deadExecs } from '../runner/execRecovery.js';
 import { describeRecovery } from './execCommand.js';
 import { runScheduler } from '../runner/scheduler.js';
-import { parsing, positiveInteger } from './args.js';
+import { positiveInteger } from './args.js';
+import { escapeControls } from './escape.js';
+import { parseCommand } from './parse.js';
 import { lineDisplay, tableDisplay } from './queueView.js';
 import { warn } from './output.js';
 
@@ -21,14 +21,9 @@ const REASON_WORDS: Record<Hold['reason'], string> = { manual: 'manual', rate_li
  * @example describeHold(hold) // 'paused (rate limit: a: rate limited) until 2026-12-01T11:00:00.000Z; nothing can start'
  */
 export function describeHold(hold: Hold): string {
-  const what = `${hold.paused ? 'paused' : 'waiting'} (${REASON_WORDS[hold.reason]}: ${escapeControl(hold.message)})`;
+  const what = `${hold.paused ? 'paused' : 'waiting'} (${REASON_WORDS[hold.reason]}: ${escapeControls(hold.message)})`;
   const ends = hold.until !== null ? hold.until : hold.reason === 'manual' ? '`warden resume`' : 'the usage meter answers, or `warden resume`';
   return `${what} until ${ends}; nothing can start`;
-}
-
-/** Control characters (newlines, ESC …) of untrusted text as \xNN, so one line stays one line. */
-function escapeControl(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 /**
@@ -39,19 +34,7 @@ function escapeControl(text: string): string {
  * pause holds the rest (one line says which, and until when).
  */
 export async function runCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('run', () =>
-    parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        dir: { type: 'string' },
-        jobs: { type: 'string' },
-        once: { type: 'boolean' },
-        'probe-ms': { type: 'string' },
-      },
-    }),
-  );
-  if (positionals.length > 0) throw new UsageError(`run: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand('run', argv);
   const probeIntervalMs = positiveInteger('probe-ms', values['probe-ms']);
 
   const abort = new AbortController();

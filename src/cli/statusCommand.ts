@@ -1,16 +1,12 @@
-import { parseArgs } from 'node:util';
-import { UsageError } from '../errors.js';
 import { queueStatus } from '../runner/queueStatus.js';
-import { displayPath, parsing } from './args.js';
+import { displayPath } from './args.js';
+import { parseCommand } from './parse.js';
 import { escapeControls } from './escape.js';
 import { Output } from './output.js';
 
 /** `warden status [--dir D] [--json]`: the lease holder, pauses and every job, from the log alone. */
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parsing('status', () =>
-    parseArgs({ args: argv, allowPositionals: true, options: { dir: { type: 'string' }, json: { type: 'boolean' } } }),
-  );
-  if (positionals.length > 0) throw new UsageError(`status: unexpected argument "${positionals[0]}"`);
+  const { values } = parseCommand('status', argv);
   const status = queueStatus(values.dir ?? '.');
   const out = new Output();
   // A damaged log still shows what it can, but never as a clean answer: exit 2.

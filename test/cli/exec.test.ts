@@ -180,8 +180,9 @@ describe('warden exec', () => {
     for (const [args, message] of [
       [['exec', '--idle', '20x', '--', 'true'], '--idle: expected milliseconds or a duration like 90s, 20m, 2h; got "20x"'],
       [['exec', '--max-duration', '0', '--', 'true'], '--max-duration: expected milliseconds or a duration like 90s, 20m, 2h; got "0"'],
-      [['exec', 'true'], 'exec: no command given (warden exec [options] -- CMD…)'],
-      [['exec', '--prompt-file', join(dir, 'missing.md'), '--', 'true'], `prompt file ${join(dir, 'missing.md')}: no such file`],
+      [['exec', 'true'], 'exec: unexpected argument "true": the command to run goes after -- (warden exec [options] -- CMD…)'],
+      [['exec'], 'exec: no command given (warden exec [options] -- CMD…)'],
+      [['exec', '--prompt-file', join(dir, 'missing.md'), '--', 'true'], `exec: --prompt-file ${join(dir, 'missing.md')}: no such file`],
       [['exec', '--prompt-via', 'carrier-pigeon', '--', 'true'], '--prompt-via: expected stdin, file or argv, got "carrier-pigeon"'],
       [['exec', '--slug', 'Bad Slug', '--', 'true'], 'slug "Bad Slug": expected lowercase letters, digits, ".", "_" or "-", starting with a letter or digit, and no ".."'],
     ] as const) {

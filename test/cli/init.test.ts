@@ -52,8 +52,8 @@ describe('warden init', () => {
   });
 
   it.each([
-    [['init', '--bogus'], /^warden: init: Unknown option '--bogus'/],
-    [['init', 'a', 'b'], /^warden: init: expected at most one DIR, got 2$/],
+    [['init', '--bogus'], /^warden: unknown option --bogus for warden init \(see warden init --help\)$/],
+    [['init', 'a', 'b'], /^warden: init: unexpected argument "b" \(warden init \[DIR\] \[--force\]\)$/],
     [['init', '--force=yes'], /^warden: init: /],
   ])('bad arguments %j: exit 2, one line on stderr, nothing written', async (args, message) => {
     const dir = tempDir();

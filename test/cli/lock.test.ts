@@ -124,13 +124,13 @@ describe('warden lock acquire|release|status|check', () => {
     expect(read).toMatchObject({ code: 2, stderr: `warden: ${join(dir, '.runtime', 'agent.lock')}: invalid lock file: not JSON` });
     expect(readFileSync(join(dir, '.runtime', 'agent.lock'), 'utf8')).toBe('invalid json');
     for (const [args, message] of [
-      [['lock', 'acquire'], 'lock acquire: no WORKER directory given'],
+      [['lock', 'acquire'], 'lock acquire: no WORKER given (warden lock acquire WORKER [--pid P] [--session S] [--json] [--dir D] [--tmux-socket NAME])'],
       [['lock', 'frob', dir], 'lock: expected one of acquire, release, status, check, run, got "frob"'],
       [['lock', 'acquire', dir, '--pid', '0'], '--pid: expected a process id (a positive integer below 2^31), got "0"'],
       [['lock', 'acquire', dir, '--pid', '12abc'], '--pid: expected a process id (a positive integer below 2^31), got "12abc"'],
       [['lock', 'acquire', dir, '--pid', '999999999'], 'no process with pid 999999999'],
-      [['lock', 'acquire', join(dir, 'missing')], `${join(dir, 'missing')}: no such worker directory`],
-      [['lock', 'status', dir, '--session', 'x'], 'lock status: --session is for acquire and run only'],
+      [['lock', 'acquire', join(dir, 'missing')], `lock acquire: ${join(dir, 'missing')}: no such directory`],
+      [['lock', 'status', dir, '--session', 'x'], 'unknown option --session for warden lock status (see warden lock status --help)'],
       [['lock', 'run', dir], 'lock run: no command given (warden lock run WORKER [options] -- CMD…)'],
     ] as const) {
       const result = await warden([...args]);

@@ -91,7 +91,7 @@ describe('warden run with a usage meter', () => {
     expect((await warden(['pause', '--dir', dir, '--reason', 'maint\u001b[31menance\nforged line'])).code).toBe(0);
     const result = await warden(['run', '--dir', dir, '--once'], { timeout: 30_000 });
     expect(result.code, result.stdout + result.stderr).toBe(75);
-    expect(result.stderr.split('\n').filter((l) => l !== '')).toEqual(['warden: paused (manual: maint\\x1b[31menance\\x0aforged line) until `warden resume`; nothing can start']);
+    expect(result.stderr.split('\n').filter((l) => l !== '')).toEqual(['warden: paused (manual: maint\\u001b[31menance\\nforged line) until `warden resume`; nothing can start']);
     expect(result.stdout).toMatch(/^0 of 1 jobs completed$/m);
     const records = readLog(join(dir, '.warden', 'events.jsonl')).records;
     expect(records.filter((r) => r.type === 'job.spawned')).toEqual([]);
