@@ -181,7 +181,9 @@ describe('when jobs fail', () => {
 
   describe('the supervisor probe', () => {
     const PROBE = join(import.meta.dirname, '../fixtures/agent/fake-probe.mjs');
-    const probeConfig = (mode: string[], record: string) => ({ supervisor: { command: ['node', PROBE, ...mode, '--record', record], intervalMs: 250, staleMs: 150, timeoutMs: 600, maxConcurrentProbes: 2 } });
+    // A probe that answers gets a generous timeout (node starting on a loaded machine can take
+    // longer than 600 ms); only the hanging probe's test waits one out.
+    const probeConfig = (mode: string[], record: string, timeoutMs = 10_000) => ({ supervisor: { command: ['node', PROBE, ...mode, '--record', record], intervalMs: 250, staleMs: 150, timeoutMs, maxConcurrentProbes: 2 } });
     const recordsOf = (dir: string) => readLog(join(dir, '.warden', 'events.jsonl')).records;
     /**
      * Fake-agent flags: stay silent (stale, so probed) until the project's log holds `count`
@@ -227,7 +229,7 @@ describe('when jobs fail', () => {
     it('a probe that hangs is killed at its timeout, and the next interval probes again; garbage answers change nothing', async () => {
       const dir = tempDir();
       const probes = join(dir, 'probes.txt');
-      writeProject(dir, [{ slug: 'qf-slow', agent: [...workUntil(dir, 'supervisor.probeFailed', 2), '--result', 'success'] }], probeConfig(['hang'], probes));
+      writeProject(dir, [{ slug: 'qf-slow', agent: [...workUntil(dir, 'supervisor.probeFailed', 2), '--result', 'success'] }], probeConfig(['hang'], probes, 600));
       const run = await startRun(dir);
       expect(run.exitCode, String(run.all)).toBe(0);
       const failed = recordsOf(dir).filter((r) => r.type === 'supervisor.probeFailed').map((r) => (r.data as { reason: string }).reason);
