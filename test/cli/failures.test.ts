@@ -181,13 +181,21 @@ describe('when jobs fail', () => {
 
   describe('the supervisor probe', () => {
     const PROBE = join(import.meta.dirname, '../fixtures/agent/fake-probe.mjs');
-    const probeConfig = (mode: string[], record: string) => ({ supervisor: { command: ['node', PROBE, ...mode, '--record', record], intervalMs: 250, staleMs: 150, timeoutMs: 600, maxConcurrentProbes: 2 } });
+    // A probe that answers gets a generous timeout (node starting on a loaded machine can take
+    // longer than 600 ms); only the hanging probe's test waits one out.
+    const probeConfig = (mode: string[], record: string, timeoutMs = 10_000) => ({ supervisor: { command: ['node', PROBE, ...mode, '--record', record], intervalMs: 250, staleMs: 150, timeoutMs, maxConcurrentProbes: 2 } });
     const recordsOf = (dir: string) => readLog(join(dir, '.warden', 'events.jsonl')).records;
+    /**
+     * Fake-agent flags: stay silent (stale, so probed) until the project's log holds `count`
+     * records of `type` — the probe's answer judged — rather than for a fixed time a loaded
+     * machine may spend before the first probe answers.
+     */
+    const workUntil = (dir: string, type: string, count = 1) => ['--until', join(dir, '.warden', 'events.jsonl'), '--until-match', `"${type}"`, '--until-lines', String(count)];
 
     it('kills only the stuck descendant a probe names, and the job goes on', async () => {
       const dir = tempDir();
       const pids = join(dir, 'pids.txt');
-      writeProject(dir, [{ slug: 'qf-stuck', agent: ['--grandchild', '--pids', pids, '--work', '2500', '--result', 'success'] }], probeConfig(['stuck-sleep'], join(dir, 'probes.txt')));
+      writeProject(dir, [{ slug: 'qf-stuck', agent: ['--grandchild', '--pids', pids, ...workUntil(dir, 'supervisor.killed'), '--result', 'success'] }], probeConfig(['stuck-sleep'], join(dir, 'probes.txt')));
       const run = await startRun(dir);
       expect(run.exitCode, String(run.all)).toBe(0);
       const grandchild = Number(readFileSync(pids, 'utf8').split('\n').find((l) => l.startsWith('grandchild'))!.split(' ')[1]);
@@ -208,7 +216,7 @@ describe('when jobs fail', () => {
     it('refuses a kill-descendant for a PID outside the job', async () => {
       const dir = tempDir();
       const outsider = sleeper();
-      writeProject(dir, [{ slug: 'qf-quiet', agent: ['--work', '1200', '--result', 'success'] }], probeConfig(['outside', String(outsider.pid)], join(dir, 'probes.txt')));
+      writeProject(dir, [{ slug: 'qf-quiet', agent: [...workUntil(dir, 'supervisor.refused'), '--result', 'success'] }], probeConfig(['outside', String(outsider.pid)], join(dir, 'probes.txt')));
       const run = await startRun(dir);
       expect(run.exitCode, String(run.all)).toBe(0);
       const refused = recordsOf(dir).filter((r) => r.type === 'supervisor.refused').map((r) => r.data as { targetPid: number; reason: string });
@@ -221,7 +229,7 @@ describe('when jobs fail', () => {
     it('a probe that hangs is killed at its timeout, and the next interval probes again; garbage answers change nothing', async () => {
       const dir = tempDir();
       const probes = join(dir, 'probes.txt');
-      writeProject(dir, [{ slug: 'qf-slow', agent: ['--work', '3000', '--result', 'success'] }], probeConfig(['hang'], probes));
+      writeProject(dir, [{ slug: 'qf-slow', agent: [...workUntil(dir, 'supervisor.probeFailed', 2), '--result', 'success'] }], probeConfig(['hang'], probes, 600));
       const run = await startRun(dir);
       expect(run.exitCode, String(run.all)).toBe(0);
       const failed = recordsOf(dir).filter((r) => r.type === 'supervisor.probeFailed').map((r) => (r.data as { reason: string }).reason);
@@ -240,7 +248,7 @@ describe('when jobs fail', () => {
       }
 
       const other = tempDir();
-      writeProject(other, [{ slug: 'qf-garbled', agent: ['--work', '800', '--result', 'success'] }], probeConfig(['garbage'], join(other, 'probes.txt')));
+      writeProject(other, [{ slug: 'qf-garbled', agent: [...workUntil(other, 'supervisor.probeFailed'), '--result', 'success'] }], probeConfig(['garbage'], join(other, 'probes.txt')));
       expect((await startRun(other)).exitCode).toBe(0);
       const garbled = readLog(join(other, '.warden', 'events.jsonl')).records.filter((r) => r.type === 'supervisor.probeFailed').map((r) => (r.data as { reason: string }).reason);
       expect(garbled[0]).toMatch(/^the probe's answer is not JSON/);

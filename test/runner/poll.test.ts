@@ -18,6 +18,17 @@ const HANG = join(import.meta.dirname, '../fixtures/meter/hang.mjs');
 
 type Reply = { status: number; body?: string } | 'hang';
 
+/**
+ * The meter effect arms its timeout on the real clock (the runner's simulated clock does not reach
+ * it), so every poll races it in real time: a quick answer must come in before it, and a command
+ * must have started all it starts before it. On a loaded 2-core machine either can take far
+ * longer than a few hundred ms, so every rig uses this one generous timeout; only a 'hang' waits it
+ * out, and its outcome does not depend on speed.
+ */
+const METER_TIMEOUT_MS = 2_000;
+/** The same for a command meter, which must also start a process (node, under load) in time. */
+const COMMAND_TIMEOUT_MS = 5_000;
+
 /** A meter on 127.0.0.1 answering from a script, one reply per request; counts requests in flight. */
 class ScriptedMeter {
   private server: Server;
@@ -82,8 +93,7 @@ async function pollRig(settings: Record<string, unknown> = {}, meterConfig?: Par
   const url = await meter.start();
   const log = join(tempDir(), 'events.jsonl');
   const clock = simulatedClock();
-  // A generous timeout: on a loaded machine a quick answer can take longer than a few hundred ms.
-  const config = meterConfig ?? { url, headers: { authorization: 'Bearer s3cret' }, timeoutMs: 2_000, ...settings };
+  const config = meterConfig ?? { url, headers: { authorization: 'Bearer s3cret' }, timeoutMs: METER_TIMEOUT_MS, ...settings };
   let runner: Runner | undefined;
   runner = Runner.open({ log, machines: [pollDefinition, queueDefinition], clock, effects: meterEffects(config as never, () => runner!) });
   runner.start('queue', 'queue', {});
@@ -189,10 +199,10 @@ describe('the usage meter poll loop (a real HTTP meter, a simulated clock)', () 
   });
 
   it('abandons a hanging meter at its timeout, and never has two polls in flight', async () => {
-    const rig = await pollRig({ timeoutMs: 200 });
+    const rig = await pollRig();
     rig.meter.then('hang', 'hang', ok(5, 1_764_000_000));
     await rig.begin();
-    expect(rig.poll().lastPoll).toMatchObject({ ok: false, kind: 'timeout', reason: 'no answer within 200 ms' });
+    expect(rig.poll().lastPoll).toMatchObject({ ok: false, kind: 'timeout', reason: `no answer within ${METER_TIMEOUT_MS} ms` });
     await rig.next();
     await rig.next();
     expect(rig.queue().usage).toMatchObject({ utilization: 5, resetsAt: new Date(1_764_000_000 * 1000).toISOString() });
@@ -204,7 +214,7 @@ describe('the usage meter poll loop (a real HTTP meter, a simulated clock)', () 
   it('a command meter: its answer is read from stdout; one that hangs is killed at its timeout with all it started', async () => {
     const dir = tempDir();
     const pids = join(dir, 'pids.txt');
-    const rig = await pollRig({}, { command: ['node', HANG, pids], timeoutMs: 400 } as never);
+    const rig = await pollRig({}, { command: ['node', HANG, pids], timeoutMs: COMMAND_TIMEOUT_MS } as never);
     await rig.begin();
     expect(rig.poll().lastPoll).toMatchObject({ ok: false, kind: 'timeout' });
     const started = readFileSync(pids, 'utf8').trim().split('\n').map(Number);
@@ -214,11 +224,11 @@ describe('the usage meter poll loop (a real HTTP meter, a simulated clock)', () 
     expect(processesWithEnv('MARK', pids)).toEqual([]);
     rig.runner.close();
 
-    const answering = await pollRig({}, { command: ['node', '-e', 'console.log(JSON.stringify({utilization: 12.5, resetsAt: "2026-11-23T14:00:00Z"}))'], timeoutMs: 5_000 } as never);
+    const answering = await pollRig({}, { command: ['node', '-e', 'console.log(JSON.stringify({utilization: 12.5, resetsAt: "2026-11-23T14:00:00Z"}))'], timeoutMs: COMMAND_TIMEOUT_MS } as never);
     await answering.begin();
     expect(answering.queue().usage).toMatchObject({ utilization: 12.5, resetsAt: '2026-11-23T14:00:00.000Z' });
     answering.runner.close();
-    const failing = await pollRig({}, { command: ['sh', '-c', 'echo nope >&2; exit 3'], timeoutMs: 5_000 } as never);
+    const failing = await pollRig({}, { command: ['sh', '-c', 'echo nope >&2; exit 3'], timeoutMs: COMMAND_TIMEOUT_MS } as never);
     await failing.begin();
     expect(failing.poll().lastPoll).toMatchObject({ ok: false, kind: 'command', status: 3, reason: 'the meter command exited 3: nope' });
     failing.runner.close();
