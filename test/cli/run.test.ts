@@ -298,12 +298,16 @@ describe('warden run', () => {
 
   it('a stopped scheduler interrupts its running jobs, which the next run completes without using up a requeue', async () => {
     const dir = tempDir();
-    writeProject(dir, [{ slug: 'qe-stop', agent: ['--result', 'success', '--linger', 'forever', '--ignore-term'] }], { requeueInterrupted: 0, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 300, killAfterMs: 300, idleOutputMs: 20_000 } });
+    // The agent prints its result only once `go` exists: the first run cannot finish it by itself
+    // before the SIGINT lands, however slow the machine.
+    const go = join(dir, 'go');
+    writeProject(dir, [{ slug: 'qe-stop', agent: ['--until', go, '--until-cap', '50000', '--result', 'success', '--linger', 'forever', '--ignore-term'] }], { requeueInterrupted: 0, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 300, killAfterMs: 300, idleOutputMs: 55_000 } });
     const run = startRun(dir, []);
     await outputLine(run, /qe-stop running/);
     run.kill('SIGINT');
     expect((await run).signal).toBe('SIGINT');
     expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'pending', interruptions: 0 });
+    writeFileSync(go, 'go\n');
     const again = await startRun(dir);
     expect(again.exitCode, String(again.all)).toBe(0);
     expect((await statusOf(dir)).jobs[0]).toMatchObject({ status: 'completed', runs: 2 });
