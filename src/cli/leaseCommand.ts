@@ -86,7 +86,12 @@ async function leaseRun(argv: string[]): Promise<number> {
   const signalled = forwarding.signalled();
   const code = exitCodeOf(result);
   const why = signalled ? `${signalled}; command exited with ${code}` : `command exited with ${code}`;
-  if (lease.release(why) === 'not ours') warn('lease.lost: the lock had been taken over before the release; left it alone');
+  if (lease.release(why) === 'not ours') {
+    // Deposed while CMD ran (a SIGSTOPped holder, say, whose CMD the new holder's sweep killed):
+    // the same verdict as a loss seen first, whatever order the two events arrived in.
+    warn(`lease.lost: lease lost (epoch ${lease.epoch}): the lock had been taken over before CMD ended; left it alone`);
+    return 1;
+  }
   return left.survivors.length > 0 ? 1 : exitCodeOf(result, signalled);
 }
 
