@@ -19,12 +19,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { readLog } from '../../src/store/logReader.js';
 import { warden } from '../helpers/cli.js';
-import { jobProcesses, startRun, tagOf, writeProject, type TestJob } from '../helpers/queueProject.js';
+import { jobProcesses, startRun, tagOf, writeJob, writeProject, type TestJob } from '../helpers/queueProject.js';
 import { useTempDirs } from '../helpers/tempDir.js';
 
 const tempDir = useTempDirs();
 
 const JOBS = 30;
+// Jobs added each time the queue drains before the schedule's kills are done.
+const WAVE = 10;
 const MIN_KILLS = 30;
 /** The final run must end within this (it is minutes if recovery stalls, never). */
 const FINAL_RUN_LIMIT_MS = 120_000;
@@ -70,15 +72,16 @@ describe('crash chaos: warden run SIGKILLed over and over during a 30-job queue'
     const dir = tempDir();
     const trace = join(dir, 'agent-trace.txt');
     const jobs: TestJob[] = [];
-    for (let i = 0; i < JOBS; i++) {
+    const makeJob = (i: number): TestJob => {
       const slug = `qc-${String(i).padStart(2, '0')}`;
       const roll = random();
       const work = String(between(200, 2_500));
       const common = ['--lines', '2', '--work', work, '--trace', trace];
-      if (roll < 0.2) jobs.push({ slug, agent: [...common, '--result', 'error', '--exit', '3'] });
-      else if (roll < 0.45) jobs.push({ slug, agent: [...common, '--result', 'success', '--linger', String(between(500, 3_000))] });
-      else jobs.push({ slug, agent: [...common, '--result', 'success'] });
-    }
+      if (roll < 0.2) return { slug, agent: [...common, '--result', 'error', '--exit', '3'] };
+      if (roll < 0.45) return { slug, agent: [...common, '--result', 'success', '--linger', String(between(500, 3_000))] };
+      return { slug, agent: [...common, '--result', 'success'] };
+    };
+    for (let i = 0; i < JOBS; i++) jobs.push(makeJob(i));
     // Lingering jobs are killed 300 ms after their result (completed, mapped from the signal).
     writeProject(dir, jobs, { concurrencyCap: 4, timeouts: { maxDurationMs: 60_000, postResultGraceMs: 300, killAfterMs: 300, idleOutputMs: 20_000 } });
     const log = join(dir, '.warden', 'events.jsonl');
@@ -117,10 +120,17 @@ describe('crash chaos: warden run SIGKILLed over and over during a 30-job queue'
         await sleep(duringRecovery ? 2 : 10);
       }
       if (exited) {
-        // It drained the queue before its kill: the rest of the schedule needs more work.
+        // It drained the queue before its kill (a fast, idle machine gets through 30 short jobs
+        // in fewer than 30 kills): more jobs arrive, as they would overnight, and the chaos goes on.
         drainedEarly++;
         await run;
-        break;
+        for (let i = 0; i < WAVE; i++) {
+          const job = makeJob(jobs.length);
+          jobs.push(job);
+          writeJob(dir, job);
+        }
+        leftJobs = false;
+        continue;
       }
       run.kill('SIGKILL');
       await run;
@@ -144,10 +154,10 @@ describe('crash chaos: warden run SIGKILLed over and over during a 30-job queue'
     const outcomes: Record<string, number> = {};
     for (const job of status.jobs) outcomes[job.status] = (outcomes[job.status] ?? 0) + 1;
     console.log(
-      `crash chaos: seed ${seed}, ${kills} kills (${recoveryKills} during recovery), ${runs + 1} runs, ${status.jobs.length} jobs: ${JSON.stringify(outcomes)}, ${seconds} s${drainedEarly ? ', drained before the last kill' : ''}`,
+      `crash chaos: seed ${seed}, ${kills} kills (${recoveryKills} during recovery), ${runs + 1} runs, ${status.jobs.length} jobs: ${JSON.stringify(outcomes)}, ${seconds} s${drainedEarly ? `, drained ${drainedEarly} time(s) before the kills were done (+${WAVE} jobs each)` : ''}`,
     );
     expect(kills, `only ${kills} kills before the queue drained (seed ${seed})`).toBeGreaterThanOrEqual(MIN_KILLS);
-    expect(status.jobs).toHaveLength(JOBS);
+    expect(status.jobs).toHaveLength(jobs.length);
     for (const job of status.jobs) expect(['completed', 'failed', 'interrupted'], `${job.slug} (seed ${seed})`).toContain(job.status);
 
     // Exactly one terminal verdict each: never completed twice.
